@@ -1,0 +1,1 @@
+"""The ``booking-events`` command line: one module per subcommand."""

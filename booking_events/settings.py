@@ -1,0 +1,143 @@
+"""Connection settings shared by every stage, read from ``BOOKING_EVENTS_*``.
+
+Each group reads its own prefix below ``BOOKING_EVENTS_``:
+
+* ``BOOKING_EVENTS_KAFKA_*``: brokers and their security (TLS, SASL);
+* ``BOOKING_EVENTS_REGISTRY_*``: the Confluent-compatible Schema Registry;
+* ``BOOKING_EVENTS_CLICKHOUSE_*``: the ClickHouse HTTP endpoint;
+* ``BOOKING_EVENTS_TOPIC_*``: topic names and layout.
+
+Settings are frozen and reject unknown fields; secrets are ``SecretStr`` so they
+never reach a log line or a ``repr``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "BOOKING_EVENTS_"
+
+
+def _config(section: str) -> SettingsConfigDict:
+    return SettingsConfigDict(
+        env_prefix=f"{ENV_PREFIX}{section}",
+        frozen=True,
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+
+class KafkaSettings(BaseSettings):
+    """Where the brokers are and how to authenticate to them."""
+
+    model_config = _config("KAFKA_")
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of brokers."
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        Field("PLAINTEXT", description="How clients talk to the brokers.")
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism when security_protocol uses SASL."
+    )
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = Field(
+        None, description="Path of the CA bundle that signed the brokers' certificates."
+    )
+    ssl_certificate_location: str | None = Field(
+        None, description="Client certificate (PEM) for mutual TLS."
+    )
+    ssl_key_location: str | None = Field(
+        None, description="Private key (PEM) of the client certificate."
+    )
+
+    def librdkafka(self) -> dict[str, Any]:
+        """Return the connection part of a confluent-kafka (librdkafka) config."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            conf["ssl.ca.location"] = self.ssl_ca_location
+        if self.ssl_certificate_location:
+            conf["ssl.certificate.location"] = self.ssl_certificate_location
+        if self.ssl_key_location:
+            conf["ssl.key.location"] = self.ssl_key_location
+        return conf
+
+
+class RegistrySettings(BaseSettings):
+    """The Schema Registry, reached through its Confluent-compatible API."""
+
+    model_config = _config("REGISTRY_")
+
+    url: str = Field(
+        "http://127.0.0.1:8081/apis/ccompat/v7",
+        description="Base URL of the Confluent-compatible API.",
+    )
+    basic_auth_user_info: SecretStr | None = Field(
+        None, description="'user:password' for HTTP basic authentication."
+    )
+    ssl_ca_location: str | None = None
+
+    def client_config(self) -> dict[str, Any]:
+        """Return a config dict for ``confluent_kafka.schema_registry``."""
+        conf: dict[str, Any] = {"url": self.url}
+        if self.basic_auth_user_info is not None:
+            conf["basic.auth.user.info"] = self.basic_auth_user_info.get_secret_value()
+        if self.ssl_ca_location:
+            conf["ssl.ca.location"] = self.ssl_ca_location
+        return conf
+
+
+class ClickHouseSettings(BaseSettings):
+    """The ClickHouse server the sink writes to and analysts query."""
+
+    model_config = _config("CLICKHOUSE_")
+
+    url: str = Field("http://127.0.0.1:8123", description="HTTP(S) endpoint.")
+    database: str = Field("booking_events", description="Database of the tables.")
+    username: str = "default"
+    password: SecretStr = SecretStr("")
+    connect_timeout_s: float = Field(10.0, description="Connect timeout, seconds.")
+    send_receive_timeout_s: float = Field(
+        300.0, description="Timeout of one request, seconds."
+    )
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Return keyword arguments for ``clickhouse_connect.get_client``."""
+        return {
+            "dsn": self.url,
+            "username": self.username,
+            "password": self.password.get_secret_value(),
+            "connect_timeout": self.connect_timeout_s,
+            "send_receive_timeout": self.send_receive_timeout_s,
+        }
+
+
+class TopicSettings(BaseSettings):
+    """Topic names and the layout the `topics create` command gives them."""
+
+    model_config = _config("TOPIC_")
+
+    raw: str = Field("booking-events.raw", description="Events as producers emit them.")
+    validated: str = Field(
+        "booking-events.validated", description="Events that passed validation."
+    )
+    dead_letter: str = Field(
+        "booking-events.dead-letter",
+        description="Events that failed, with the reason in their headers.",
+    )
+    partitions: int = Field(6, ge=1, description="Partitions of each topic.")
+    replication_factor: int = Field(1, ge=1, description="Copies of each partition.")
