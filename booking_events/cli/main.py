@@ -52,7 +52,16 @@ def _register() -> None:
     """Attach the subcommands; each lives in its own module."""
     import importlib
 
-    for name in ("stack", "topics", "replay", "process", "sink", "query", "report"):
+    for name in (
+        "stack",
+        "topics",
+        "replay",
+        "process",
+        "sink",
+        "pipeline",
+        "report",
+        "query",
+    ):
         try:
             module = importlib.import_module(f"booking_events.cli.{name}")
         except ModuleNotFoundError as exc:

@@ -1,0 +1,5 @@
+"""``python -m booking_events`` runs the command line."""
+
+from booking_events.cli.main import main
+
+main()
