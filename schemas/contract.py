@@ -53,8 +53,8 @@ EVENT_SCHEMA: str = json.dumps(load_event_schema(), separators=(",", ":"))
 
 PAYLOAD_SCHEMAS: dict[str, dict[str, Any]] = {
     s["name"]: s
-    for s in next(
-        f for f in load_event_schema()["fields"] if f["name"] == "payload"
-    )["type"]
+    for s in next(f for f in load_event_schema()["fields"] if f["name"] == "payload")[
+        "type"
+    ]
 }
 """Payload record schemas by short name."""

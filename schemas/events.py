@@ -68,7 +68,9 @@ class BookingEvent:
         if not self.booking_id:
             raise ValueError("booking_id must not be empty")
         if self.seq < 1:
-            raise ValueError(f"seq must be 1 or more, got {self.seq} ({self.booking_id})")
+            raise ValueError(
+                f"seq must be 1 or more, got {self.seq} ({self.booking_id})"
+            )
         if self.occurred_at.tzinfo is None:
             raise ValueError(
                 f"occurred_at must be timezone-aware, got naive {self.occurred_at}"
