@@ -19,6 +19,7 @@ issue #3 moves the comparison into ClickHouse for larger histories.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -97,9 +98,14 @@ def read_topic(
         partitions = [TopicPartition(topic, p, 0) for p in sorted(metadata.partitions)]
         pending = {tp.partition for tp in partitions}
         consumer.assign(partitions)
+        idle_deadline = time.monotonic() + timeout_s
         while pending:
-            messages = consumer.consume(num_messages=5000, timeout=timeout_s)
-            if not messages:
+            # consume() waits for a full batch or its timeout: keep the timeout
+            # short and bound the total wait for progress separately.
+            messages = consumer.consume(num_messages=5000, timeout=0.5)
+            if messages:
+                idle_deadline = time.monotonic() + timeout_s
+            elif time.monotonic() > idle_deadline:
                 raise ReconcileError(
                     f"no data from {topic!r} within {timeout_s} s;"
                     f" partitions {sorted(pending)} not read to the end"

@@ -35,4 +35,6 @@ class ProducerSettings(BaseSettings):
     close_timeout_ms: int = Field(
         30_000, ge=0, description="How long close() waits for pending deliveries."
     )
-    compression: str = Field("zstd", description="Batch compression codec.")
+    compression: str = Field(
+        "lz4", description="Batch compression codec (every consumer must read it)."
+    )

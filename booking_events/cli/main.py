@@ -46,6 +46,9 @@ def main(ctx: click.Context, debug: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    # Client libraries log every HTTP request at INFO; keep those for --debug.
+    for noisy in ("httpx", "httpx2", "kafka", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def _register() -> None:

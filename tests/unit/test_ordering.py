@@ -1,0 +1,204 @@
+"""Per-booking ordering rules: a pure function of the state and the event."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from processors.ordering import BookingState, advance
+from schemas import (
+    BookingCancelled,
+    BookingCreated,
+    BookingEvent,
+    GuestCheckedIn,
+    GuestCheckedOut,
+    RoomAssigned,
+)
+
+AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def created(seq: int = 1) -> BookingCreated:
+    return BookingCreated(
+        booking_id="B1",
+        seq=seq,
+        occurred_at=AT,
+        hotel="Resort Hotel",
+        arrival_date=date(2026, 7, 1),
+        departure_date=date(2026, 7, 3),
+        adults=2,
+        children=0,
+        babies=0,
+        meal_plan="bed_and_breakfast",
+        reserved_room_type="A",
+        average_daily_rate=Decimal("80.00"),
+        currency="EUR",
+        market_segment="direct",
+        distribution_channel="direct",
+        customer_type="transient",
+        is_repeated_guest=False,
+        previous_cancellations=0,
+        previous_bookings_not_canceled=0,
+        lead_time_days=10,
+        days_in_waiting_list=0,
+        required_car_parking_spaces=0,
+        total_of_special_requests=0,
+    )
+
+
+def room(seq: int) -> RoomAssigned:
+    return RoomAssigned(
+        booking_id="B1", seq=seq, occurred_at=AT, room_type="C", reserved_room_type="A"
+    )
+
+
+def check_in(seq: int) -> GuestCheckedIn:
+    return GuestCheckedIn(
+        booking_id="B1",
+        seq=seq,
+        occurred_at=AT,
+        room_type="A",
+        adults=2,
+        children=0,
+        babies=0,
+    )
+
+
+def check_out(seq: int) -> GuestCheckedOut:
+    return GuestCheckedOut(
+        booking_id="B1",
+        seq=seq,
+        occurred_at=AT,
+        nights=2,
+        total_amount=Decimal("160.00"),
+        currency="EUR",
+    )
+
+
+def cancel(seq: int) -> BookingCancelled:
+    return BookingCancelled(
+        booking_id="B1",
+        seq=seq,
+        occurred_at=AT,
+        cancellation_fee=Decimal("0.00"),
+        currency="EUR",
+    )
+
+
+def run(events: list[BookingEvent]) -> BookingState:
+    """Apply events that must all be accepted."""
+    state = BookingState()
+    for event in events:
+        state, violations = advance(state, event)
+        assert violations == [], event
+    return state
+
+
+def test_a_full_stay_is_accepted_and_tracked() -> None:
+    events = [created(), room(2), check_in(3), check_out(4)]
+    state = run(events)
+    assert state.last_seq == 4
+    assert state.checked_in
+    assert not state.cancelled
+    assert state.event_ids == tuple(str(e.event_id) for e in events)
+
+
+def test_cancellation_is_tracked() -> None:
+    state = run([created(), cancel(2)])
+    assert state.cancelled and not state.checked_in
+
+
+def test_first_event_must_be_booking_created() -> None:
+    state, violations = advance(BookingState(), room(1))
+    assert [v.code for v in violations] == ["first_event_not_created"]
+    assert state == BookingState()
+
+
+def test_first_event_must_have_seq_1() -> None:
+    _, violations = advance(BookingState(), created(seq=2))
+    assert [v.code for v in violations] == ["seq_gap"]
+    assert "expected 1" in violations[0].detail
+
+
+def test_created_twice_is_rejected() -> None:
+    state = run([created()])
+    _, violations = advance(state, created(seq=2))
+    assert [v.code for v in violations] == ["created_not_first"]
+
+
+@pytest.mark.parametrize(("seq", "code"), [(3, "seq_gap"), (10, "seq_gap")])
+def test_seq_gap(seq: int, code: str) -> None:
+    state = run([created()])
+    new, violations = advance(state, room(seq))
+    assert [v.code for v in violations] == [code]
+    assert f"seq is {seq}, expected 2" in violations[0].detail
+    assert new is state
+
+
+@pytest.mark.parametrize("seq", [1, 2])
+def test_seq_not_increasing(seq: int) -> None:
+    state = run([created(), room(2)])
+    new, violations = advance(state, room(seq))
+    assert [v.code for v in violations] == ["seq_not_increasing"]
+    assert "already at seq 2" in violations[0].detail
+    assert new is state
+
+
+def test_checkout_before_checkin_is_rejected() -> None:
+    state = run([created()])
+    new, violations = advance(state, check_out(2))
+    assert [v.code for v in violations] == ["checkout_before_checkin"]
+    assert new is state
+
+
+def test_checkin_after_cancellation_is_rejected() -> None:
+    state = run([created(), cancel(2)])
+    _, violations = advance(state, check_in(3))
+    assert [v.code for v in violations] == ["checkin_after_cancellation"]
+
+
+def test_a_rejected_event_does_not_advance_the_state() -> None:
+    state = run([created()])
+    state, _ = advance(state, room(3))  # gap: rejected
+    assert state.last_seq == 1
+    state, violations = advance(state, room(2))  # the missing one: accepted
+    assert violations == []
+    assert state.last_seq == 2
+
+
+def test_several_violations_are_all_reported() -> None:
+    state = run([created()])
+    _, violations = advance(state, check_out(5))
+    assert [v.code for v in violations] == ["seq_gap", "checkout_before_checkin"]
+
+
+def test_a_repeated_delivery_is_passed_on_unchanged() -> None:
+    first, second = created(), room(2)
+    state = run([first, second])
+    for repeat in (first, second):
+        new, violations = advance(state, repeat)
+        assert violations == []
+        assert new is state
+
+
+def test_same_seq_with_another_event_id_is_not_a_repeat() -> None:
+    state = run([created(), room(2)])
+    other = RoomAssigned(
+        booking_id="B1",
+        seq=2,
+        occurred_at=AT,
+        room_type="D",
+        reserved_room_type="A",
+        event_id=uuid.uuid4(),
+    )
+    _, violations = advance(state, other)
+    assert [v.code for v in violations] == ["seq_not_increasing"]
+
+
+def test_state_round_trips_through_the_table_form() -> None:
+    state = run([created(), check_in(2)])
+    assert BookingState.from_dict(state.to_dict()) == state
+    assert BookingState.from_dict(None) == BookingState()
