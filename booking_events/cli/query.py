@@ -49,5 +49,9 @@ def command(sql: str | None, example: str | None, list_examples: bool) -> None:
         table.add_column(name)
     for row in result.result_rows:
         table.add_row(*("NULL" if v is None else str(v) for v in row))
-    Console().print(table)
+    # Off a terminal (a pipe, a file) nothing limits the width: do not wrap.
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(200, console.width))
+    console.print(table)
     click.echo(f"{len(result.result_rows)} row(s)", err=True)
