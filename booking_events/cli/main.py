@@ -63,7 +63,9 @@ def _register() -> None:
         "sink",
         "pipeline",
         "report",
+        "audit",
         "query",
+        "status",
     ):
         try:
             module = importlib.import_module(f"booking_events.cli.{name}")

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import clickhouse_connect
 import pytest
+from click.testing import CliRunner
 from confluent_kafka import Producer
 
+from booking_events.cli.main import main
 from booking_events.examples import EXAMPLES
 from booking_events.pipeline import Worker, start_worker, wait_drained
 from booking_events.reconcile import read_topic, reconcile
@@ -134,6 +136,11 @@ def test_real_bookings_arrive_once_in_order_and_bad_ones_are_dead_lettered(
         reasons[msg.key()] = (headers["dlq.reason"], msg.value())
     assert reasons[b"POISON-1"] == ("malformed", b"\x07 definitely not avro")
     assert reasons[b"BAD-DATES-1"][0] == "departure_not_after_arrival"
+
+    # The operator's view answers from the same services.
+    status = CliRunner().invoke(main, ["status"])
+    assert status.exit_code == 0, status.output
+    assert f"clickhouse: rows={len(events)} bookings={BOOKINGS}" in status.output
 
     # The documented example queries run against what the pipeline stored.
     for name, example in EXAMPLES.items():

@@ -1,0 +1,34 @@
+"""Lag arithmetic of the status command."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from booking_events.status import Freshness, PartitionLag
+
+
+def test_lag_is_end_minus_committed() -> None:
+    assert PartitionLag("g", "t", 0, committed=40, end=100).lag == 60
+
+
+def test_a_group_that_never_committed_lags_by_the_whole_partition() -> None:
+    assert PartitionLag("g", "t", 0, committed=None, end=100).lag == 100
+
+
+def test_lag_never_goes_negative() -> None:
+    # A committed offset can pass a stale high watermark read a moment earlier.
+    assert PartitionLag("g", "t", 0, committed=101, end=100).lag == 0
+
+
+def test_freshness_ages() -> None:
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    fresh = Freshness(
+        rows=3,
+        bookings=1,
+        newest_event=now - timedelta(hours=2),
+        newest_ingest=now - timedelta(seconds=5),
+    )
+
+    assert fresh.event_age_s(now) == 7200
+    assert fresh.ingest_age_s(now) == 5
+    assert Freshness(0, 0, None, None).event_age_s(now) is None
