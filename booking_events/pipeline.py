@@ -14,9 +14,11 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import clickhouse_connect
 from confluent_kafka import Consumer, TopicPartition
@@ -29,12 +31,18 @@ from booking_events.settings import (
     RegistrySettings,
     TopicSettings,
 )
+from booking_events.status import consumer_lag
 from booking_events.topics import ensure_topics
+from processors.config import ProcessorSettings
 from producers import BookingEventProducer
 from producers.hotel_rates import events_in_time_order, load_bookings
 from producers.replay import replay
 
 log = logging.getLogger(__name__)
+
+# The drain also ends this long after the last stored row once the processor
+# has caught up: the sink flushes every BOOKING_EVENTS_SINK_BATCH_MAX_MS.
+DRAIN_IDLE_S = 15.0
 
 
 class PipelineError(BookingEventsError):
@@ -53,8 +61,16 @@ class Worker:
         return peak_rss_mib(self.process.pid)
 
     def stop(self, timeout_s: float = 60.0) -> int:
+        self.terminate()
+        return self.wait(timeout_s)
+
+    def terminate(self) -> None:
+        """Ask the worker to finish (SIGTERM): it commits what it did and exits."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout_s: float) -> int:
+        """Wait for the exit code; kill the worker if it takes longer."""
         try:
             return self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
@@ -63,6 +79,45 @@ class Worker:
             )
             self.process.kill()
             return self.process.wait()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def stop_workers(workers: list[Worker], timeout_s: float = 60.0) -> dict[str, int]:
+    """Stop every worker; return the exit code of each by name.
+
+    All get SIGTERM first so that they shut down side by side. A second
+    interrupt while waiting kills the ones still running rather than leaving
+    them behind, then propagates.
+    """
+    for worker in workers:
+        worker.terminate()
+    codes = {}
+    try:
+        for worker in workers:
+            codes[worker.name] = worker.wait(timeout_s)
+    except BaseException:
+        for worker in workers:
+            worker.kill()
+        raise
+    for worker in workers:
+        code = codes[worker.name]
+        if code != 0:
+            log.error(
+                "worker exited with code=%s name=%s log=%s",
+                code,
+                worker.name,
+                worker.log_path,
+            )
+    return codes
+
+
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM handler: unwind like Ctrl-C, so the workers get stopped."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 @dataclass
@@ -127,6 +182,19 @@ def stored_rows(clickhouse: ClickHouseSettings) -> int:
         client.close()
 
 
+def processed_and_stored(
+    kafka: KafkaSettings, clickhouse: ClickHouseSettings, topics: TopicSettings
+) -> int:
+    """Events the pipeline has finished with: rows stored plus dead letters."""
+    return stored_rows(clickhouse) + topic_size(kafka, topics.dead_letter)
+
+
+def processor_lag(kafka: KafkaSettings, topics: TopicSettings) -> int:
+    """Raw records the processor group has not committed yet."""
+    group = ProcessorSettings().app_id
+    return sum(lag.lag for lag in consumer_lag(kafka, {group: topics.raw}))
+
+
 def wait_drained(
     kafka: KafkaSettings,
     clickhouse: ClickHouseSettings,
@@ -134,18 +202,50 @@ def wait_drained(
     produced: int,
     workers: list[Worker],
     timeout_s: float,
+    *,
+    baseline: int = 0,
+    idle_s: float | None = None,
 ) -> None:
-    """Wait until stored + dead-lettered reaches ``produced``."""
+    """Wait until stored + dead-lettered reaches ``baseline + produced``.
+
+    ``baseline`` is what was stored and dead-lettered before this run's
+    events were produced, so that data kept from an earlier run does not count
+    as this run's. With ``idle_s``, the wait also ends once the processor has
+    committed every raw record and nothing was stored or dead-lettered for
+    that long: events produced again with ids already stored are not stored
+    twice, so the count may never reach the target.
+
+    Raises:
+        PipelineError: A worker exited; the message points to its log.
+    """
     deadline = time.monotonic() + timeout_s
+    target = baseline + produced
+    last_done, last_change = -1, time.monotonic()
     while time.monotonic() < deadline:
         for worker in workers:
             if worker.process.poll() is not None:
                 raise PipelineError(
-                    f"the {worker.name} exited with code {worker.process.returncode};"
-                    f" see {worker.log_path}"
+                    f"the {worker.name} exited with code {worker.process.returncode}"
+                    f" before the events were drained; see {worker.log_path}"
                 )
-        done = stored_rows(clickhouse) + topic_size(kafka, topics.dead_letter)
-        if done >= produced:
+        done = processed_and_stored(kafka, clickhouse, topics)
+        if done >= target:
+            return
+        now = time.monotonic()
+        if done != last_done:
+            last_done, last_change = done, now
+        elif (
+            idle_s is not None
+            and now - last_change >= idle_s
+            and processor_lag(kafka, topics) == 0
+        ):
+            log.info(
+                "processor caught up and nothing stored for %.0f s: drained"
+                " stored_or_dead_lettered=%s of target=%s",
+                idle_s,
+                done - baseline,
+                produced,
+            )
             return
         time.sleep(1.0)
     log.warning(
@@ -175,28 +275,44 @@ def run_pipeline(
     events = events_in_time_order(bookings)
     log.info("derived events=%s from bookings=%s", len(events), len(bookings))
 
-    workers = [
-        start_worker("processor", ["process"], state_dir / "logs"),
-        start_worker("sink", ["sink"], state_dir / "logs"),
-    ]
+    # SIGTERM (an operator's `kill`, a service manager) unwinds like Ctrl-C,
+    # so the finally below stops the workers instead of orphaning them.
+    previous_sigterm = None
+    if threading.current_thread() is threading.main_thread():
+        previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+    workers: list[Worker] = []
     peaks: dict[str, float] = {}
     try:
+        workers.append(start_worker("processor", ["process"], state_dir / "logs"))
+        workers.append(start_worker("sink", ["sink"], state_dir / "logs"))
+
+        baseline = processed_and_stored(kafka, clickhouse, topics)
         t_replay = time.monotonic()
         with BookingEventProducer(handle_sigterm=False) as producer:
             produced = replay(producer, events, progress=progress)
         timings["replay"] = time.monotonic() - t_replay
 
-        wait_drained(kafka, clickhouse, topics, produced, workers, drain_timeout_s)
+        wait_drained(
+            kafka,
+            clickhouse,
+            topics,
+            produced,
+            workers,
+            drain_timeout_s,
+            baseline=baseline,
+            idle_s=DRAIN_IDLE_S,
+        )
         timings["replay_to_drained"] = time.monotonic() - t_replay
         for worker in workers:
             peak = worker.peak_rss_mib()
             if peak is not None:
                 peaks[worker.name] = peak
     finally:
-        for worker in workers:
-            code = worker.stop()
-            if code != 0:
-                log.error("worker exited with code=%s name=%s", code, worker.name)
+        try:
+            stop_workers(workers)
+        finally:
+            if previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, previous_sigterm)
 
     peaks["replay"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = reconcile(kafka, registry, clickhouse, topics)

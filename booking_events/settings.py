@@ -7,16 +7,23 @@ Each group reads its own prefix below ``BOOKING_EVENTS_``:
 * ``BOOKING_EVENTS_CLICKHOUSE_*``: the ClickHouse HTTP endpoint;
 * ``BOOKING_EVENTS_TOPIC_*``: topic names and layout.
 
-Settings are frozen and reject unknown fields; secrets are ``SecretStr`` so they
-never reach a log line or a ``repr``.
+Settings are frozen; secrets are ``SecretStr`` so they never reach a log line or
+a ``repr``. pydantic-settings ignores variables it has no field for, so
+:func:`check_environment` (called by the command line before any subcommand)
+rejects every ``BOOKING_EVENTS_*`` variable that no settings class reads.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from booking_events.exceptions import ConfigurationError
 
 ENV_PREFIX = "BOOKING_EVENTS_"
 
@@ -141,3 +148,85 @@ class TopicSettings(BaseSettings):
     )
     partitions: int = Field(6, ge=1, description="Partitions of each topic.")
     replication_factor: int = Field(1, ge=1, description="Copies of each partition.")
+
+
+# Variables with the prefix that no settings class reads but that are set on
+# purpose: deploy/compose.yaml sets the metrics port ahead of the metrics
+# settings (issue #5). Remove the name when its settings class lands.
+RESERVED_ENV_NAMES = frozenset({f"{ENV_PREFIX}METRICS_PORT"})
+
+
+def settings_classes() -> list[type[BaseSettings]]:
+    """Every settings class that reads ``BOOKING_EVENTS_*`` variables."""
+    # Imported here: the stage packages import this module for ENV_PREFIX.
+    from booking_events.stack.config import StackSettings
+    from processors.config import ProcessorSettings
+    from producers.config import ProducerSettings
+    from sinks.config import SinkSettings
+
+    return [
+        KafkaSettings,
+        RegistrySettings,
+        ClickHouseSettings,
+        TopicSettings,
+        ProducerSettings,
+        ProcessorSettings,
+        SinkSettings,
+        StackSettings,
+    ]
+
+
+def known_env_names() -> set[str]:
+    """Upper-case names of every variable some settings class reads."""
+    names = set(RESERVED_ENV_NAMES)
+    for cls in settings_classes():
+        prefix = cls.model_config.get("env_prefix", "")
+        names.update(f"{prefix}{field}".upper() for field in cls.model_fields)
+    return names
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Reject ``BOOKING_EVENTS_*`` variables that no settings class reads.
+
+    pydantic-settings ignores environment variables it has no field for, even
+    with ``extra="forbid"``, so a misspelt name would silently leave the
+    default in place. Only names are reported, never values (they may be
+    secrets).
+
+    Raises:
+        ConfigurationError: Naming each unknown variable and the closest known one.
+    """
+    environ = os.environ if environ is None else environ
+    known = known_env_names()
+    unknown = sorted(
+        name
+        for name in environ
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known
+    )
+    if not unknown:
+        return
+    problems = []
+    for name in unknown:
+        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append(f"{name}{hint}")
+    raise ConfigurationError(
+        f"unknown variable{'s' if len(unknown) > 1 else ''} {', '.join(problems)}:"
+        f" no setting reads {'them' if len(unknown) > 1 else 'it'}; rename or unset"
+        f" (the {ENV_PREFIX}* names are listed in README.md, Configuration)"
+    )
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per invalid setting, naming its variable; never the value."""
+    model = exc.title
+    prefix = ENV_PREFIX
+    for cls in settings_classes():
+        if cls.__name__ == model:
+            prefix = cls.model_config.get("env_prefix", ENV_PREFIX)
+            break
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        field = "_".join(str(part) for part in error["loc"][:1])
+        lines.append(f"{prefix}{field}".upper() + f": {error['msg']}")
+    return "invalid setting: " + "; ".join(lines)

@@ -14,7 +14,7 @@ import logging
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from booking_events.exceptions import BookingEventsError
+from booking_events.exceptions import BookingEventsError, kafka_error
 from booking_events.settings import KafkaSettings, TopicSettings
 
 log = logging.getLogger(__name__)
@@ -35,18 +35,34 @@ def topic_configs(topics: TopicSettings) -> dict[str, dict[str, str]]:
     }
 
 
+class _LibrdkafkaLog:
+    """Sends librdkafka's own log lines to this module's logger at DEBUG.
+
+    Without it librdkafka prints a "Connect ... failed" line to stderr every
+    few milliseconds while the brokers are down; the error raised afterwards
+    says the same once.
+    """
+
+    def log(self, _level: int, fmt: str, *args: object) -> None:
+        log.debug(fmt, *args)
+
+
 def ensure_topics(
-    kafka: KafkaSettings, topics: TopicSettings, timeout_s: float = 30.0
+    kafka: KafkaSettings, topics: TopicSettings, timeout_s: float = 15.0
 ) -> list[str]:
     """Create the missing topics; return the names created.
 
     Raises:
+        ServiceError: The brokers did not answer within ``timeout_s``.
         TopicError: Creation failed, or an existing topic has another partition
             count than configured (per-booking order would break).
     """
-    admin = AdminClient(kafka.librdkafka())
+    admin = AdminClient(kafka.librdkafka(), logger=_LibrdkafkaLog())
     wanted = topic_configs(topics)
-    existing = admin.list_topics(timeout=timeout_s).topics
+    try:
+        existing = admin.list_topics(timeout=timeout_s).topics
+    except KafkaException as exc:
+        raise kafka_error(exc, kafka.bootstrap_servers) from exc
     for name in wanted.keys() & existing.keys():
         have = len(existing[name].partitions)
         if have != topics.partitions:

@@ -12,33 +12,106 @@ import sys
 
 import click
 
-from booking_events.exceptions import BookingEventsError
+from booking_events.exceptions import (
+    BookingEventsError,
+    ConfigurationError,
+    clickhouse_error,
+    kafka_error,
+)
+from booking_events.settings import check_environment
 
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_FAILURE = 3
+EXIT_INTERRUPTED = 130
 
 log = logging.getLogger(__name__)
 
+# Client libraries log every request at INFO, and clickhouse-connect and
+# urllib3 warn with a traceback before raising the error this command line
+# explains anyway; without --debug they keep only what is worse.
+NOISY_LOGGERS = {
+    "httpx": logging.WARNING,
+    "httpx2": logging.WARNING,
+    "kafka": logging.WARNING,
+    "aiokafka": logging.WARNING,
+    "clickhouse_connect": logging.ERROR,
+    "urllib3": logging.ERROR,
+}
+
+
+def one_line_error(exc: BaseException) -> tuple[str, int] | None:
+    """The message and exit code for an error the command line explains itself.
+
+    Returns ``None`` for anything else, which then shows its traceback: that
+    is a bug, not a situation an operator can fix.
+    """
+    from pydantic import ValidationError
+
+    from booking_events.settings import describe_validation_error
+
+    if isinstance(exc, ConfigurationError):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, ValidationError):
+        return describe_validation_error(exc), EXIT_USAGE
+    if isinstance(exc, BookingEventsError):
+        return str(exc), EXIT_FAILURE
+    translated = _translate_library_error(exc)
+    if translated is not None:
+        return str(translated), EXIT_FAILURE
+    return None
+
+
+def _translate_library_error(exc: BaseException) -> BookingEventsError | None:
+    """Client errors that reached the top untranslated: one line, no traceback."""
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+    from confluent_kafka import KafkaException
+
+    from booking_events.settings import ClickHouseSettings, KafkaSettings
+
+    if isinstance(exc, ClickHouseError):
+        return clickhouse_error(exc, ClickHouseSettings().url)
+    if isinstance(exc, KafkaException):
+        return kafka_error(exc, KafkaSettings().bootstrap_servers)
+    return None
+
 
 class _Cli(click.Group):
-    """Turns project errors into one readable line and an exit code."""
+    """Turns expected errors into one readable line and an exit code."""
 
     def invoke(self, ctx: click.Context) -> object:
+        # The subcommand's arguments are only visible here, before dispatch.
+        ctx.meta["help_requested"] = "--help" in ctx.args
         try:
             return super().invoke(ctx)
-        except BookingEventsError as exc:
+        except KeyboardInterrupt:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.secho(f"error: {exc}", fg="red", err=True)
-            ctx.exit(EXIT_FAILURE)
+            click.secho("interrupted", fg="red", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except Exception as exc:
+            explained = one_line_error(exc)
+            if explained is None or (ctx.obj and ctx.obj.get("debug")):
+                raise
+            message, code = explained
+            click.secho(f"error: {message}", fg="red", err=True)
+            if code == EXIT_FAILURE:
+                click.echo("(run with --debug for the traceback)", err=True)
+            ctx.exit(code)
 
 
 @click.group(cls=_Cli)
 @click.option("--debug", is_flag=True, help="Debug logs and full tracebacks.")
+@click.version_option(package_name="booking-events")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """Kafka event streaming pipeline for booking systems."""
+    """Kafka event streaming pipeline for booking systems.
+
+    Settings come from BOOKING_EVENTS_* environment variables (see README.md,
+    Configuration); an unknown variable with that prefix is an error. Exit
+    codes: 0 success, 1 a check failed, 2 usage or configuration error, 3 a
+    service could not be reached or a job failed.
+    """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     logging.basicConfig(
@@ -46,9 +119,13 @@ def main(ctx: click.Context, debug: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    # Client libraries log every HTTP request at INFO; keep those for --debug.
-    for noisy in ("httpx", "httpx2", "kafka", "aiokafka"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+    for noisy, level in NOISY_LOGGERS.items():
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else level)
+
+    # Before any subcommand reads its settings, so that a misspelt name fails
+    # here instead of silently leaving a default in place. Help always works.
+    if not ctx.meta.get("help_requested"):
+        check_environment()
 
 
 def _register() -> None:

@@ -7,6 +7,7 @@ import time
 
 import click
 
+from booking_events.cli.main import EXIT_INTERRUPTED
 from booking_events.pipeline import peak_rss_mib, run_pipeline
 
 
@@ -57,12 +58,23 @@ def command(
         click.echo(f"stack healthy in {time.monotonic() - started:.1f} s", err=True)
         os.environ.update(stack.env())
 
-    result = run_pipeline(
-        state_dir,
-        bookings_limit=limit,
-        drain_timeout_s=drain_timeout_s,
-        progress=progress,
-    )
+    try:
+        result = run_pipeline(
+            state_dir,
+            bookings_limit=limit,
+            drain_timeout_s=drain_timeout_s,
+            progress=progress,
+        )
+    except KeyboardInterrupt:
+        if ctx.obj and ctx.obj.get("debug"):
+            raise
+        stack_note = (
+            "; the stack keeps running: stop it with `booking-events stack down`"
+            if local_stack
+            else ""
+        )
+        click.secho(f"interrupted: processor and sink stopped{stack_note}", err=True)
+        ctx.exit(EXIT_INTERRUPTED)
 
     if local_stack:
         for name, service in stack.services.items():
