@@ -24,7 +24,7 @@ import clickhouse_connect
 from confluent_kafka import Consumer, TopicPartition
 
 from booking_events.exceptions import BookingEventsError
-from booking_events.reconcile import TABLE, Reconciliation, reconcile
+from booking_events.reconcile import TABLE, Reconciliation, read_topic, reconcile
 from booking_events.settings import (
     ClickHouseSettings,
     KafkaSettings,
@@ -156,7 +156,8 @@ def start_worker(name: str, args: list[str], log_dir: Path) -> Worker:
 
 
 def topic_size(kafka: KafkaSettings, topic: str) -> int:
-    """Records between low and high watermarks: a progress gauge, not an audit."""
+    """Records between low and high watermarks: a progress gauge, not an audit
+    (transaction markers count too)."""
     consumer = Consumer({**kafka.librdkafka(), "group.id": "booking-events-gauge"})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -185,8 +186,13 @@ def stored_rows(clickhouse: ClickHouseSettings) -> int:
 def processed_and_stored(
     kafka: KafkaSettings, clickhouse: ClickHouseSettings, topics: TopicSettings
 ) -> int:
-    """Events the pipeline has finished with: rows stored plus dead letters."""
-    return stored_rows(clickhouse) + topic_size(kafka, topics.dead_letter)
+    """Events the pipeline has finished with: rows stored plus dead letters.
+
+    Dead letters are read record by record: under exactly-once the processor
+    writes them in transactions, and watermarks would count the markers too.
+    """
+    dead_letters = sum(1 for _ in read_topic(kafka, topics.dead_letter))
+    return stored_rows(clickhouse) + dead_letters
 
 
 def processor_lag(kafka: KafkaSettings, topics: TopicSettings) -> int:
