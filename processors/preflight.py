@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from booking_events.exceptions import ConfigurationError
 from booking_events.settings import KafkaSettings, TopicSettings
@@ -60,3 +60,31 @@ def check_topics(
         )
     log.debug("topics present: %s", counts)
     return counts
+
+
+def output_limits(
+    kafka: KafkaSettings, topics: TopicSettings, *, timeout_s: float = 15.0
+) -> dict[str, int]:
+    """Return ``max.message.bytes`` of the validated and dead-letter topics.
+
+    The processor checks each output against these before sending it: under
+    exactly-once a record the broker refuses would fail its whole transaction,
+    so an output too large is dead-lettered as ``oversized`` instead.
+    """
+    admin = AdminClient(kafka.librdkafka())
+    resources = [
+        ConfigResource(ResourceType.TOPIC, name)
+        for name in (topics.validated, topics.dead_letter)
+    ]
+    limits: dict[str, int] = {}
+    try:
+        for resource, future in admin.describe_configs(resources).items():
+            entry = future.result(timeout=timeout_s)["max.message.bytes"]
+            limits[resource.name] = int(entry.value)
+    except KafkaException as exc:
+        raise BrokerUnavailableError(
+            f"no topic configs from {kafka.bootstrap_servers} within {timeout_s} s:"
+            f" {exc}; check BOOKING_EVENTS_KAFKA_* and that the brokers are up"
+        ) from exc
+    log.debug("output limits: %s", limits)
+    return limits

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
-from processors.ordering import BookingState, advance
+from processors.ordering import BookingState, advance, is_repeat
 from processors.rules import Violation, check_event
 from schemas import BookingEvent
 
@@ -18,6 +19,9 @@ Headers = list[tuple[str, bytes]]
 
 VALIDATED_HEADERS = ("event_id", "event_type")
 DLQ_PREFIX = "dlq."
+
+RECORD_OVERHEAD_BYTES = 128
+"""Bytes a record batch adds around one record (batch header, varints), rounded up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,32 +108,84 @@ def key_matches(source: SourceRecord, event: BookingEvent) -> list[Violation]:
     ]
 
 
+class Outcome(StrEnum):
+    """Where a source record goes."""
+
+    VALIDATED = "validated"
+    DEAD_LETTERED = "dead_lettered"
+    DROPPED = "dropped"
+    """A repeat of an accepted event: not forwarded, only counted."""
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """Where one source record goes.
 
     Attributes:
-        valid: True for the validated topic, False for the dead-letter topic.
-        violations: Why it is invalid; empty when valid.
+        outcome: Validated, dead-lettered or dropped as a repeat.
+        violations: Why it is dead-lettered; empty otherwise.
         state: Booking state to store; None when it does not change.
     """
 
-    valid: bool
+    outcome: Outcome
     violations: tuple[Violation, ...] = ()
     state: BookingState | None = None
+
+    @property
+    def valid(self) -> bool:
+        """True for the validated topic."""
+        return self.outcome is Outcome.VALIDATED
 
 
 def judge(source: SourceRecord, event: BookingEvent, previous: BookingState) -> Verdict:
     """Decide an event's fate: key, stateless rules, then the booking's history.
 
     The history is only consulted when the event is valid on its own, so a
-    rejected event never moves the booking's state.
+    rejected event never moves the booking's state. A repeat of an accepted
+    event is dropped.
     """
     violations = [*key_matches(source, event), *check_event(event)]
     if violations:
-        return Verdict(valid=False, violations=tuple(violations))
+        return Verdict(Outcome.DEAD_LETTERED, tuple(violations))
 
+    if is_repeat(previous, event):
+        return Verdict(Outcome.DROPPED)
     state, violations = advance(previous, event)
     if violations:
-        return Verdict(valid=False, violations=tuple(violations))
-    return Verdict(valid=True, state=None if state is previous else state)
+        return Verdict(Outcome.DEAD_LETTERED, tuple(violations))
+    return Verdict(Outcome.VALIDATED, state=state)
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: Headers) -> int:
+    """Upper bound of the bytes one uncompressed record takes in its own batch."""
+    size = RECORD_OVERHEAD_BYTES + len(key or b"") + len(value or b"")
+    return size + sum(len(k) + len(v) + 10 for k, v in headers)
+
+
+def oversized(source: SourceRecord, size: int, limit: int, topic: str) -> Violation:
+    """The violation of a record whose output would exceed ``topic``'s limit."""
+    return Violation(
+        "oversized",
+        f"the output record would take about {size} bytes, more than the"
+        f" {limit} bytes {topic!r} accepts (max.message.bytes); the event is"
+        f" at {source.coordinates()}",
+    )
+
+
+def fit_dead_letter(
+    value: bytes | None, headers: Headers, key: bytes | None, limit: int
+) -> tuple[bytes | None, Headers]:
+    """Cut ``value`` so that the dead-letter record fits ``limit`` bytes.
+
+    A cut value keeps its first bytes and gains ``dlq.value_truncated`` and
+    ``dlq.value_size`` (the original length); ``dlq.source.*`` still locates the
+    whole record in the raw topic, which keeps it forever.
+    """
+    if value is None or record_size(key, value, headers) <= limit:
+        return value, headers
+    marks = [
+        ("dlq.value_truncated", b"true"),
+        ("dlq.value_size", str(len(value)).encode()),
+    ]
+    room = limit - record_size(key, b"", [*headers, *marks])
+    return value[: max(room, 0)], [*headers, *marks]

@@ -72,6 +72,9 @@ class BookingEventProducer:
         self._producer: Producer | None = None
         self._serializer: EventSerializer | None = None
         self._failures: list[FailedDelivery] = []
+        # event id -> booking id of every event handed to Kafka and not yet
+        # confirmed or failed; bounded by buffer_max_messages.
+        self._pending: dict[str, str] = {}
         self._lock = threading.Lock()
         self._previous_sigterm: Any = None
         self.delivered = 0
@@ -98,7 +101,8 @@ class BookingEventProducer:
             "partitioner": "murmur2_random",
         }
         self._producer = Producer(conf)
-        registry = SchemaRegistryClient(self._registry.client_config())
+        # new_client: a mock:// URL gives the in-process registry (unit tests).
+        registry = SchemaRegistryClient.new_client(self._registry.client_config())
         self._serializer = EventSerializer(
             registry, auto_register=self._settings.auto_register_schema
         )
@@ -131,6 +135,7 @@ class BookingEventProducer:
         headers = [("event_type", event.event_type.value.encode())]
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            self._pending.pop(event_id, None)
             if err is None:
                 self.delivered += 1
                 return
@@ -154,6 +159,7 @@ class BookingEventProducer:
                     headers=headers,
                     on_delivery=on_delivery,
                 )
+                self._pending[event_id] = event.booking_id
                 break
             except BufferError:
                 # Back-pressure: serve delivery reports until there is room.
@@ -185,19 +191,23 @@ class BookingEventProducer:
                 remaining,
                 timeout,
             )
-        self._report_failures(raise_error=True)
         if remaining:
-            raise DeliveryError(
-                [
+            # Not confirmed in time: name each one. Kafka may still take some of
+            # them later; emitting them again is safe for consumers that drop
+            # repeats by event id, as the processor does.
+            error = f"not confirmed within the {timeout:.1f} s flush timeout"
+            for event_id, booking_id in list(self._pending.items()):
+                self._record_failure(
                     FailedDelivery(
-                        event_id="(unknown)",
-                        booking_id="(unknown)",
+                        event_id=event_id,
+                        booking_id=booking_id,
                         topic=self._topic,
-                        error=f"{remaining} event(s) unconfirmed at flush timeout",
+                        error=error,
                         retriable=True,
                     )
-                ]
-            )
+                )
+            self._pending.clear()
+        self._report_failures(raise_error=True)
 
     def close(self) -> None:
         """Flush and release the producer. Safe to call twice."""

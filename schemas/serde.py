@@ -1,12 +1,17 @@
 """Confluent wire format (magic byte, schema id, Avro body) through a registry.
 
-The Avro work is done by confluent-kafka's serializers; this module fixes the
-schema, turns typed events into records and back, and translates the library's
-errors into the contract's, keeping the retriable/terminal distinction.
+Encoding goes through confluent-kafka's serializer. Decoding reads the frame
+itself and hands the body to fastavro with the writer's schema, parsed once per
+schema id: confluent-kafka's deserializer re-walks the schema for its rule
+engine on every record, which cost the processor most of its time. Both
+directions translate the libraries' errors into the contract's, keeping the
+retriable/terminal distinction.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 from typing import Any
 
@@ -14,13 +19,13 @@ from confluent_kafka.schema_registry import (
     SchemaRegistryClient,
     topic_subject_name_strategy,
 )
-from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import (
     MessageField,
     SerializationContext,
-    SerializationError,
 )
+from fastavro import parse_schema, schemaless_reader
 
 from schemas.contract import EVENT_SCHEMA
 from schemas.events import BookingEvent
@@ -103,30 +108,56 @@ class EventDeserializer:
 
     Records are resolved to this code's reader schema, so fields added by a
     newer writer are dropped and fields missing from an older one take their
-    defaults.
+    defaults. Writer schemas are fetched once per id and kept parsed; a writer
+    schema equal to the reader's is read without resolution.
     """
 
     def __init__(self, registry: SchemaRegistryClient) -> None:
-        self._deserializer = AvroDeserializer(
-            registry,
-            EVENT_SCHEMA,
-            return_record_name=True,
-            conf={"subject.name.strategy": topic_subject_name_strategy},
-        )
+        self._registry = registry
+        self._reader = parse_schema(json.loads(EVENT_SCHEMA))
+        # schema id -> (parsed writer schema, reader schema or None if equal)
+        self._writers: dict[int, tuple[Any, Any]] = {}
 
     def record(self, data: bytes | None, topic: str) -> dict[str, Any]:
-        """Return the decoded record; raise ``EventDecodeError`` for bad bytes."""
+        """Return the decoded record; raise ``EventDecodeError`` for bad bytes.
+
+        ``topic`` is kept for the API; the schema is found by the id in the frame.
+        """
         if not data or len(data) < 6 or data[0] != MAGIC_BYTE:
             raise EventDecodeError(
                 "not in Confluent wire format (magic byte 0, 4-byte schema id,"
                 f" Avro body): got {len(data or b'')} bytes"
             )
-        ctx = SerializationContext(topic, MessageField.VALUE)
+        schema_id = int.from_bytes(data[1:5], "big")
+        schemas = self._writers.get(schema_id)
+        if schemas is None:
+            schemas = self._writers[schema_id] = self._fetch(schema_id)
+        writer, reader = schemas
+
+        body = io.BytesIO(data)
+        body.seek(5)
         try:
-            record = self._deserializer(data, ctx)
+            record = schemaless_reader(body, writer, reader, return_record_name=True)
+        except Exception as exc:
+            raise EventDecodeError(
+                f"Avro body unreadable with schema id {schema_id}:"
+                f" {type(exc).__name__}: {exc}"
+            ) from exc
+        if body.tell() != len(data):
+            raise EventDecodeError(
+                f"{len(data) - body.tell()} bytes left after the Avro body of"
+                f" schema id {schema_id}: not one record of that schema"
+            )
+        if not isinstance(record, dict):
+            raise EventDecodeError(f"decoded to {type(record).__name__}, not a record")
+        return record
+
+    def _fetch(self, schema_id: int) -> tuple[Any, Any]:
+        """Return the parsed writer schema of ``schema_id`` and the reader to use."""
+        try:
+            schema = self._registry.get_schema(schema_id)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
-                schema_id = int.from_bytes(data[1:5], "big")
                 raise UnknownSchemaError(
                     f"schema id {schema_id} is not in the registry: {exc}"
                 ) from exc
@@ -135,19 +166,30 @@ class EventDeserializer:
                     f"schema registry unavailable while decoding: {exc}"
                 ) from exc
             raise EventDecodeError(f"registry lookup failed: {exc}") from exc
-        except SerializationError as exc:
-            raise EventDecodeError(str(exc)) from exc
         except Exception as exc:
             if _is_registry_outage(exc):
                 raise RegistryUnavailableError(
                     f"schema registry unavailable while decoding: {exc}"
                 ) from exc
             raise EventDecodeError(
-                f"Avro body unreadable: {type(exc).__name__}: {exc}"
+                f"registry lookup of schema id {schema_id} failed:"
+                f" {type(exc).__name__}: {exc}"
             ) from exc
-        if not isinstance(record, dict):
-            raise EventDecodeError(f"decoded to {type(record).__name__}, not a record")
-        return record
+        if schema.schema_type not in (None, "AVRO"):
+            raise EventDecodeError(
+                f"schema id {schema_id} is a {schema.schema_type} schema, not Avro"
+            )
+        try:
+            writer = parse_schema(json.loads(schema.schema_str))
+        except Exception as exc:
+            raise EventDecodeError(
+                f"schema id {schema_id} is not a readable Avro schema: {exc}"
+            ) from exc
+        reader = None if writer == self._reader else self._reader
+        log.debug(
+            "writer schema cached schema_id=%s resolved=%s", schema_id, bool(reader)
+        )
+        return writer, reader
 
     def event(self, data: bytes | None, topic: str) -> BookingEvent:
         """Return the typed event; raise ``EventDecodeError`` for bad bytes."""

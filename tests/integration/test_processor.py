@@ -126,6 +126,8 @@ def consume_all(topic: str, expected: int, timeout_s: float = 60.0) -> list:  # 
             "group.id": f"test-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
+            # The processor writes in transactions: see only committed ones.
+            "isolation.level": "read_committed",
         }
     )
     consumer.subscribe([topic])

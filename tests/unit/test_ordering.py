@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from processors.ordering import BookingState, advance
+from processors.ordering import RECENT_IDS, BookingState, advance, is_repeat
 from schemas import (
     BookingCancelled,
     BookingCreated,
@@ -103,7 +103,7 @@ def test_a_full_stay_is_accepted_and_tracked() -> None:
     assert state.last_seq == 4
     assert state.checked_in
     assert not state.cancelled
-    assert state.event_ids == tuple(str(e.event_id) for e in events)
+    assert state.recent_ids == tuple(str(e.event_id) for e in events)
 
 
 def test_cancellation_is_tracked() -> None:
@@ -175,13 +175,40 @@ def test_several_violations_are_all_reported() -> None:
     assert [v.code for v in violations] == ["seq_gap", "checkout_before_checkin"]
 
 
-def test_a_repeated_delivery_is_passed_on_unchanged() -> None:
+def test_a_repeated_delivery_is_recognised_and_leaves_the_state() -> None:
     first, second = created(), room(2)
     state = run([first, second])
     for repeat in (first, second):
+        assert is_repeat(state, repeat)
         new, violations = advance(state, repeat)
         assert violations == []
         assert new is state
+
+
+def test_only_the_last_ids_are_remembered() -> None:
+    events: list[BookingEvent] = [created(), *(room(s) for s in range(2, 13))]
+    state = run(events)
+    assert state.last_seq == 12
+    assert len(state.recent_ids) == RECENT_IDS
+    assert state.id_at(12) == str(events[-1].event_id)
+    assert state.id_at(12 - RECENT_IDS + 1) == str(events[12 - RECENT_IDS].event_id)
+    assert state.id_at(12 - RECENT_IDS) is None
+
+    # A repeat older than the window cannot be told from a conflicting event.
+    assert is_repeat(state, events[12 - RECENT_IDS])
+    assert not is_repeat(state, events[0])
+    _, violations = advance(state, events[0])
+    assert [v.code for v in violations] == ["seq_not_increasing"]
+    assert "older than" in violations[0].detail
+
+
+def test_an_event_after_a_gap_keeps_failing_until_the_missing_one_arrives() -> None:
+    state = run([created()])
+    for late in (room(3), check_in(4)):
+        _, violations = advance(state, late)
+        assert [v.code for v in violations] == ["seq_gap"]
+    state = run([created(), room(2), room(3), check_in(4)])
+    assert state.last_seq == 4 and state.checked_in
 
 
 def test_same_seq_with_another_event_id_is_not_a_repeat() -> None:
@@ -199,6 +226,9 @@ def test_same_seq_with_another_event_id_is_not_a_repeat() -> None:
 
 
 def test_state_round_trips_through_the_table_form() -> None:
-    state = run([created(), check_in(2)])
-    assert BookingState.from_dict(state.to_dict()) == state
-    assert BookingState.from_dict(None) == BookingState()
+    state = run([created(), check_in(2)]).at(partition=3, offset=1234)
+    assert BookingState.from_bytes(state.to_bytes()) == state
+    assert BookingState.from_bytes(None) == BookingState()
+    # Small: a full window of ids stays well under half a kilobyte.
+    full = run([created(), *(room(s) for s in range(2, 20))]).at(5, 10**9)
+    assert len(full.to_bytes()) < 400

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -18,9 +19,12 @@ from processors.broker import broker_credentials, broker_urls
 from processors.config import ProcessorSettings
 from processors.ordering import BookingState
 from processors.routing import (
+    Outcome,
     SourceRecord,
     dead_letter_headers,
+    fit_dead_letter,
     judge,
+    record_size,
     validated_headers,
 )
 from processors.rules import Violation
@@ -65,6 +69,35 @@ def test_valid_first_event_is_validated_with_new_state() -> None:
     verdict = judge(SOURCE, created(), BookingState())
     assert verdict.valid
     assert verdict.state is not None and verdict.state.last_seq == 1
+
+
+def test_a_repeat_is_dropped_and_a_conflict_dead_lettered() -> None:
+    event = created()
+    state = judge(SOURCE, event, BookingState()).state
+    assert state is not None
+
+    repeat = judge(SOURCE, event, state)
+    assert repeat.outcome is Outcome.DROPPED
+    assert not repeat.valid and repeat.state is None and not repeat.violations
+
+    conflict = dataclasses.replace(event, event_id=uuid.uuid4())
+    verdict = judge(SOURCE, conflict, state)
+    assert verdict.outcome is Outcome.DEAD_LETTERED
+    assert [v.code for v in verdict.violations] == ["seq_not_increasing"]
+
+
+def test_a_dead_letter_value_too_large_is_cut_and_marked() -> None:
+    headers = [("dlq.reason", b"oversized")]
+    value = bytes(range(256)) * 40
+
+    same, kept = fit_dead_letter(value, headers, b"B1", limit=100_000)
+    assert same is value and kept == headers
+
+    cut, marked = fit_dead_letter(value, headers, b"B1", limit=2_000)
+    assert cut is not None and value.startswith(cut) and 0 < len(cut) < 2_000
+    assert dict(marked)["dlq.value_truncated"] == b"true"
+    assert dict(marked)["dlq.value_size"] == str(len(value)).encode()
+    assert record_size(b"B1", cut, marked) <= 2_000
 
 
 def test_key_must_be_the_booking_id() -> None:
@@ -192,3 +225,59 @@ def test_decode_returns_bad_bytes_as_an_error_for_the_dead_letter_topic() -> Non
     decoded = asyncio.run(make_router(FlakyDeserializer(1, error)).decode(SOURCE))
     assert decoded is error
     assert decoded.reason == "unknown_schema"
+
+
+class FakeTable:
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+
+
+def test_a_record_is_known_processed_by_its_booking_or_partition_offset() -> None:
+    from processors.router import offset_key
+
+    table = FakeTable()
+    router = EventRouter(
+        None,  # type: ignore[arg-type]
+        table,
+        FlakyDeserializer(0, None),  # type: ignore[arg-type]
+        ProcessorSettings(),
+        TopicSettings(),
+    )
+    event = created()
+    at = dataclasses.replace
+    outputs, state = router.plan(SOURCE, event)
+    assert [o.topic for o in outputs] == [TopicSettings().validated]
+    assert state is not None
+    table.data[state[0]] = state[1]
+
+    # Stamped with partition 3 offset 41: that record and earlier ones of
+    # partition 3 were processed, later ones and other partitions' not.
+    assert router._processed(SOURCE, event)
+    assert router._processed(at(SOURCE, offset=40), event)
+    assert not router._processed(at(SOURCE, offset=42), event)
+    assert not router._processed(at(SOURCE, partition=2), event)
+
+    # Records that change no booking are covered by the partition's offset.
+    error = UnknownSchemaError("schema id 7 is not in the registry")
+    assert not router._processed(at(SOURCE, offset=50), error)
+    table.data[offset_key(3)] = b"50"
+    assert router._processed(at(SOURCE, offset=50), error)
+    assert router._processed(at(SOURCE, offset=45), event)
+
+
+def test_an_output_too_large_for_the_validated_topic_is_dead_lettered() -> None:
+    router = EventRouter(
+        None,  # type: ignore[arg-type]
+        FakeTable(),
+        FlakyDeserializer(0, None),  # type: ignore[arg-type]
+        ProcessorSettings(),
+        TopicSettings(),
+    )
+    router.set_limits({TopicSettings().validated: 150}, max_request_bytes=10**6)
+    source = dataclasses.replace(SOURCE, value=b"\x00" * 100)
+    outputs, state = router.plan(source, created())
+    assert state is None
+    [output] = outputs
+    assert output.topic == TopicSettings().dead_letter
+    assert dict(output.headers or [])["dlq.reason"] == b"oversized"
+    assert output.value == source.value
