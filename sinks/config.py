@@ -7,6 +7,7 @@ sink: its consumer group, how it batches and how long it retries.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -82,6 +83,36 @@ class SinkSettings(BaseSettings):
     )
     session_timeout_ms: int = Field(
         45_000, ge=1, description="Kafka consumer session timeout."
+    )
+    deduplication: bool = Field(
+        True,
+        description="Diagnostic switch for the negative-control fault test ONLY:"
+        " false turns off the stored-offset check and the insert deduplication"
+        " token, so a crash between insert and commit stores rows twice. Never"
+        " set it in production.",
+    )
+    test_pause_at: Literal["before_insert", "during_insert", "after_insert"] | None = (
+        Field(
+            None,
+            description="Test only, off by default: at this point of a flush the"
+            " sink writes test_marker and sleeps test_pause_s, so a fault test can"
+            " signal it exactly there. before_insert: after the stored-offset"
+            " check, before the first insert request. during_insert: the first"
+            " insert's body is on the wire and the request is not finished."
+            " after_insert: every row is stored, no offset committed.",
+        )
+    )
+    test_marker: Path | None = Field(
+        None, description="Test only: file written when test_pause_at is reached."
+    )
+    test_pause_s: float = Field(
+        60.0, ge=0, description="Test only: how long the pause lasts, seconds."
+    )
+    test_pause_after_rows: int = Field(
+        0,
+        ge=0,
+        description="Test only: pause at the first flush after this process"
+        " inserted at least this many rows (0: the first flush).",
     )
 
     @model_validator(mode="after")

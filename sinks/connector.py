@@ -1,28 +1,72 @@
 """The Kafka side of the sink: consume, batch per partition, flush, commit.
 
-Exactly-once into ClickHouse rests on three rules (issue #3 proves them with
-fault injection):
+Exactly once into ClickHouse, with no FINAL and no merge to wait for, rests on
+four rules (issue #3 proves each with fault injection):
 
 1. **Commit after insert.** Offsets are committed synchronously, with explicit
-   offsets, only after ClickHouse acknowledged every row below them (and the
-   dead-letter topic every record sent there). A crash before the commit
-   re-reads the records; it never loses one.
-2. **Skip what is stored.** When the sink is given a partition it asks
-   ClickHouse which offsets at or after the committed one are already in the
-   table and skips those records. A crash between insert and commit therefore
-   writes nothing twice. The answer is exact because every insert is atomic.
-3. **Atomic, idempotent inserts.** A flush inserts one group per (Kafka
-   partition, month of occurred_at): one block, all or nothing, with
-   async_insert off and a deterministic insert_deduplication_token built from
-   the group's offsets. Retrying an insert whose first attempt reached the
-   server is dropped by ClickHouse.
+   offsets, only after ClickHouse holds every row below them (and the
+   dead-letter topic acknowledged every record sent there). A crash before
+   the commit re-reads records; it never loses one.
+2. **One block per (Kafka partition, month).** A flush inserts each group as
+   one block (ClickHouse splits an insert by table partition, so a group never
+   spans two months), with ``async_insert=0``. A block is stored whole or not
+   at all: a sink killed during an insert leaves nothing behind.
+3. **Check before, check after** (``sinks.flush``). Before inserting, the sink
+   asks which pending offsets are stored and leaves them out; after, it counts
+   them and sends again whatever is still missing.
+4. **The token names where a block starts**: ``topic/partition/month/first
+   offset`` (``sinks.rows.InsertGroup.token``), in a table with a
+   deduplication window. Two blocks that start at the same record cannot
+   both be stored, whatever they reach to.
 
-Failures: ClickHouse away -> retried with backoff up to insert_retry_max_s,
-nothing committed; a terminal ClickHouse error -> the sink stops, nothing
-committed. A record that does not decode goes to the dead-letter topic (reason
-``sink_decode_failed``) or stops the sink, per ``decode_failure``. Revoked
-partitions are flushed and committed before they are given up; a stop request
-(SIGTERM, SIGINT) flushes, commits and closes.
+Why no interleaving of sinks duplicates or loses a record. Fix a Kafka
+partition and a month m, and look at that month's records in offset order.
+Claim: what the table holds of them is always a prefix, and every stored block
+started exactly where the prefix ended. A sink's pending records are a gap-free
+offset range [p, q) with everything below p already stored (p is a committed
+offset, or the end of a flush that checked itself complete). Its check at time
+t returns the prefix, so its month-m block is "the month-m records from the
+first unstored one, s, up to q", with token s. When that block reaches
+ClickHouse, either the prefix still ends at s (the block extends it, the claim
+holds) or something was stored since t; the first block stored since then
+started at s too (by the claim), so ours carries a token ClickHouse has seen
+and is dropped. ClickHouse checks and records a token under the lock that
+commits the part, so of two concurrent blocks with one token exactly one is
+stored. A dropped block is not lost: the count after the insert shows rows
+missing, and the next round's block starts where the prefix now ends. So a
+record is stored at most once (blocks never overlap) and, before any commit,
+at least once (the count). This holds for a crash at any point, a retried
+insert whose first attempt did land, two sinks during a rebalance, and a
+zombie: a sink that stalled past its session timeout (SIGSTOP, a long GC, a
+frozen VM) while holding a checked batch or with its insert request in
+flight, and wakes after another sink stored and committed those offsets. The
+zombie's late block starts where its own check saw the prefix end, which is
+where the other sink's first block started, so it is dropped; its commit is
+refused by the group (or, if it lands, commits only what is stored).
+
+The limit, in plain words: ClickHouse remembers the tokens of the last
+10,000 blocks inserted into the table (``non_replicated_deduplication_window``
+in ``sinks.schema``; a flush inserts about one block per partition and month
+it covers). A sink that wakes from a stall after more than 10,000 blocks were
+inserted since the others stored its records can store them a second time;
+the audit then reports the duplicates. A steady stream flushed twice a second
+over 6 partitions within one month uses 12 tokens a second: a stall of about
+14 minutes. A backlog spread over many months uses the window faster.
+Deleting stored rows (TRUNCATE, DROP PARTITION) while their tokens are still
+remembered makes their re-insert disappear; the sink then
+stops with ``DuplicateTokenError`` instead of committing.
+
+Failures: ClickHouse away -> every call is retried with backoff up to
+insert_retry_max_s, nothing committed, then the sink stops; a terminal
+ClickHouse error -> the sink stops, nothing committed. A record that does not
+decode goes to the dead-letter topic (reason ``sink_decode_failed``) or stops
+the sink, per ``decode_failure``. Revoked partitions are flushed and committed
+before they are given up, lost ones dropped (``sinks.rebalance``); a stop
+request (SIGTERM, SIGINT) flushes, commits and closes.
+
+Fault tests stop the sink at exact points of a flush with test-only pause
+points (``sinks.testing.PausePoints``, BOOKING_EVENTS_SINK_TEST_PAUSE_AT), off
+unless set.
 """
 
 from __future__ import annotations
@@ -30,7 +74,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,41 +97,15 @@ from schemas import EventDecodeError, EventDeserializer
 from sinks.config import SinkSettings
 from sinks.dead_letter import DeadLetterSender
 from sinks.exceptions import SinkDecodeError, SinkError
+from sinks.flush import Flusher
+from sinks.rebalance import Assignment, SinkStats
 from sinks.retry import retry
-from sinks.rows import insert_groups, kafka_time, to_row
+from sinks.rows import kafka_time, to_row
 from sinks.writer import ClickHouseWriter
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(slots=True)
-class _Partition:
-    """What the sink holds for one assigned partition."""
-
-    partition: int
-    committed: int
-    position: int
-    skip: set[int]
-    offsets: list[int] = field(default_factory=list)
-    rows: list[list[Any]] = field(default_factory=list)
-    dirty_since: float | None = None
-
-    def advance(self, offset: int) -> None:
-        self.position = offset + 1
-        if self.dirty_since is None:
-            self.dirty_since = time.monotonic()
-
-
-@dataclass(slots=True)
-class SinkStats:
-    """Counters of one run, for logs and tests."""
-
-    rows_inserted: int = 0
-    inserts: int = 0
-    insert_s: float = 0.0
-    records_skipped: int = 0
-    records_dead_lettered: int = 0
-    commits: int = 0
+__all__ = ["ClickHouseSink", "SinkStats"]
 
 
 class ClickHouseSink:
@@ -122,11 +139,18 @@ class ClickHouseSink:
         )
         self._consumer: Consumer | None = None
         self._deserializer: EventDeserializer | None = None
-        self._partitions: dict[int, _Partition] = {}
-        self._callback_error: BaseException | None = None
-        self._failed = False
-        self._last_activity: float | None = None
         self.stats = SinkStats()
+        self._flusher = Flusher(self._topic, self._writer, settings, self.stats)
+        self._assignment = Assignment(
+            self._topic, self._flush, settings.commit_timeout_s
+        )
+        self._partitions = self._assignment.states
+        if not settings.deduplication:
+            log.warning(
+                "deduplication is OFF (BOOKING_EVENTS_SINK_DEDUPLICATION=false):"
+                " a replayed record is stored again; for the negative-control"
+                " test only"
+            )
 
     def run(
         self,
@@ -151,18 +175,19 @@ class ClickHouseSink:
             self._loop(stop, idle_exit_s)
             self._flush(list(self._partitions))
         except BaseException:
-            self._failed = True
+            self._assignment.failed = True
             self._close()
             raise
         self._close()
         log.info(
             "sink stopped topic=%s rows_inserted=%s inserts=%s skipped=%s"
-            " dead_lettered=%s",
+            " dead_lettered=%s repeated_rounds=%s",
             self._topic,
             self.stats.rows_inserted,
             self.stats.inserts,
             self.stats.records_skipped,
             self.stats.records_dead_lettered,
+            self.stats.rounds_repeated,
         )
         return self.stats
 
@@ -180,14 +205,17 @@ class ClickHouseSink:
                 "isolation.level": "read_committed",
                 "auto.offset.reset": "earliest",
                 "session.timeout.ms": self._settings.session_timeout_ms,
+                "heartbeat.interval.ms": max(
+                    100, min(3000, self._settings.session_timeout_ms // 3)
+                ),
                 "max.poll.interval.ms": self._settings.max_poll_interval_ms(),
             }
         )
         self._consumer.subscribe(
             [self._topic],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
+            on_assign=self._assignment.on_assign,
+            on_revoke=self._assignment.on_revoke,
+            on_lost=self._assignment.on_lost,
         )
         log.info("consuming topic=%s group=%s", self._topic, self._settings.group_id)
 
@@ -195,19 +223,20 @@ class ClickHouseSink:
         assert self._consumer is not None
         poll_s = self._settings.poll_timeout_ms / 1000
         batch = min(self._settings.batch_max_rows, 5000)
+        last_activity: float | None = None
         while not stop.is_set():
             messages = self._consumer.consume(num_messages=batch, timeout=poll_s)
-            self._raise_callback_error()
+            self._assignment.raise_error()
             for msg in messages:
                 self._handle(msg)
 
             if self._flush_due():
                 self._flush(list(self._partitions))
-            if messages and self._last_activity is not None:
-                self._last_activity = time.monotonic()
-            if self._last_activity is None:
+            if last_activity is None or messages:
+                last_activity = self._assignment.assigned_at and time.monotonic()
+            if not last_activity:
                 continue
-            idle_s = time.monotonic() - self._last_activity
+            idle_s = time.monotonic() - last_activity
             if idle_exit_s is not None and idle_s >= idle_exit_s and self._idle():
                 log.info("nothing new for %.1f s, stopping", idle_s)
                 return
@@ -226,11 +255,6 @@ class ClickHouseSink:
         assert partition is not None and offset is not None
         state = self._partitions.get(partition)
         if state is None:
-            return
-        if offset in state.skip:
-            state.skip.discard(offset)
-            state.advance(offset)
-            self.stats.records_skipped += 1
             return
 
         try:
@@ -295,24 +319,14 @@ class ClickHouseSink:
         )
 
     def _flush(self, partitions: list[int]) -> None:
-        """Insert what is pending for ``partitions``, then commit their offsets."""
-        ingested_at = datetime.now(UTC)
-        for number in partitions:
-            state = self._partitions[number]
-            if state.rows:
-                started = time.monotonic()
-                groups = insert_groups(self._topic, number, state.offsets, state.rows)
-                for group in groups:
-                    self._writer.insert(group, ingested_at)
-                self.stats.insert_s += time.monotonic() - started
-                self.stats.inserts += len(groups)
-                self.stats.rows_inserted += len(state.rows)
-                state.offsets, state.rows = [], []
+        """Store what is pending for ``partitions``, then commit their offsets."""
+        states = [self._partitions[n] for n in partitions if n in self._partitions]
+        self._flusher.flush(states)
 
         offsets = [
-            TopicPartition(self._topic, number, self._partitions[number].position)
-            for number in partitions
-            if self._partitions[number].position > self._partitions[number].committed
+            TopicPartition(self._topic, state.partition, state.position)
+            for state in states
+            if state.position > state.committed
         ]
         if offsets:
             self._dead_letter.confirm()
@@ -325,7 +339,8 @@ class ClickHouseSink:
         except KafkaException as exc:
             log.warning(
                 "offsets not committed (%s): the rows are in ClickHouse, and whoever"
-                " reads these partitions next skips them by the stored-offset lookup",
+                " reads these partitions next leaves them out by the stored-offset"
+                " check",
                 exc,
             )
             return
@@ -349,63 +364,9 @@ class ClickHouseSink:
             " ".join(f"partition={tp.partition} offset={tp.offset}" for tp in offsets),
         )
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        try:
-            committed = consumer.committed(
-                partitions, timeout=self._settings.commit_timeout_s
-            )
-            for tp in committed:
-                start = tp.offset if tp.offset >= 0 else 0
-                skip = self._writer.stored_offsets(self._topic, tp.partition, start)
-                self._partitions[tp.partition] = _Partition(
-                    tp.partition, committed=start, position=start, skip=skip
-                )
-                log.info(
-                    "assigned topic=%s partition=%s committed=%s already_stored=%s",
-                    self._topic,
-                    tp.partition,
-                    tp.offset,
-                    len(skip),
-                )
-            self._last_activity = time.monotonic()
-        except BaseException as exc:
-            self._callback_error = exc
-
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        numbers = [
-            tp.partition for tp in partitions if tp.partition in self._partitions
-        ]
-        try:
-            if numbers and not self._failed:
-                self._flush(numbers)
-        except BaseException as exc:
-            self._failed = True
-            self._callback_error = exc
-        finally:
-            for number in numbers:
-                self._partitions.pop(number, None)
-            if numbers:
-                log.info("revoked topic=%s partitions=%s", self._topic, numbers)
-
-    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        numbers = [tp.partition for tp in partitions]
-        for number in numbers:
-            self._partitions.pop(number, None)
-        log.warning(
-            "partitions lost topic=%s partitions=%s: pending rows dropped"
-            " uncommitted; the new owner reads them again",
-            self._topic,
-            numbers,
-        )
-
-    def _raise_callback_error(self) -> None:
-        if self._callback_error is not None:
-            error, self._callback_error = self._callback_error, None
-            raise error
-
     def _close(self) -> None:
         if self._consumer is not None:
-            if self._failed:
+            if self._assignment.failed:
                 self._partitions.clear()
             try:
                 self._consumer.close()
@@ -414,5 +375,5 @@ class ClickHouseSink:
             self._consumer = None
         self._dead_letter.close()
         self._writer.close()
-        if not self._failed:
-            self._raise_callback_error()
+        if not self._assignment.failed:
+            self._assignment.raise_error()

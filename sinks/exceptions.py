@@ -85,6 +85,15 @@ class DeadLetterError(SinkError):
     """The dead-letter topic did not acknowledge a record; nothing was committed."""
 
 
+class DuplicateTokenError(SinkError):
+    """Rows stay missing although ClickHouse accepts their inserts.
+
+    A token of theirs is in the table's deduplication log while no stored
+    row carries it: rows were deleted after they were inserted (TRUNCATE,
+    DROP PARTITION, a lightweight DELETE). Nothing is committed.
+    """
+
+
 class SchemaMappingError(SinkError):
     """An Avro type has no ClickHouse column type, or two payloads disagree."""
 

@@ -8,13 +8,18 @@ while a naive one would be read in the host's zone and shift.
 per month of ``occurred_at``, the table's partition key. ClickHouse writes an
 insert that spans several partitions as several blocks, and only a one-block
 insert is atomic and deduplicated as a whole by its token.
+
+A group's token names the block by where it starts, not by what it holds:
+``topic/partition/month/first offset``. Two sinks that both see the same first
+unstored record of a month therefore send the same token, and ClickHouse keeps
+only the first block (``sinks.connector`` explains why that rules out
+duplicates, and how the rows of a dropped block are sent again).
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -119,23 +124,23 @@ class InsertGroup:
 
     @property
     def token(self) -> str:
-        """The insert_deduplication_token of this group.
+        """The insert_deduplication_token of this group: where the block starts.
 
-        Built from the Kafka coordinates only, so a replay of the same records
-        gets the same token; the digest over every offset makes two groups with
-        equal first and last offsets but different members differ.
+        Deliberately blind to how far the block reaches: a sink that planned
+        offsets 100-149 and one that planned 100-199 send the same token, so
+        ClickHouse stores only one of the two blocks. The other sink finds its
+        missing rows by the check after the insert and sends them as a block
+        that starts where the stored one ended.
         """
-        digest = hashlib.blake2b(
-            ",".join(map(str, self.offsets)).encode(), digest_size=8
-        ).hexdigest()
-        return (
-            f"{self.topic}/{self.partition}/{self.offsets[0]}-{self.offsets[-1]}"
-            f"/{self.month}/{len(self.offsets)}/{digest}"
-        )
+        return f"{self.topic}/{self.partition}/{self.month}/{self.offsets[0]}"
 
 
 def insert_groups(
-    topic: str, partition: int, offsets: Sequence[int], rows: Sequence[list[Any]]
+    topic: str,
+    partition: int,
+    offsets: Sequence[int],
+    rows: Sequence[list[Any]],
+    stored: Collection[int] = (),
 ) -> list[InsertGroup]:
     """Split one partition's pending rows into one group per month.
 
@@ -144,9 +149,12 @@ def insert_groups(
         partition: Their Kafka partition.
         offsets: Offset of each row, ascending.
         rows: The rows, parallel to ``offsets``.
+        stored: Offsets the table already holds; their rows are left out.
     """
     groups: dict[int, InsertGroup] = {}
     for offset, row in zip(offsets, rows, strict=True):
+        if offset in stored:
+            continue
         month = month_of(row)
         group = groups.get(month)
         if group is None:

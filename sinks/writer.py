@@ -8,15 +8,20 @@ caller then stops without committing, so the records stay in Kafka.
 
 An insert is one :class:`~sinks.rows.InsertGroup` (one Kafka partition, one
 table partition), sent with ``async_insert=0`` so the rows are in a part when
-the call returns, and with a deterministic ``insert_deduplication_token`` so
-the retry of an insert whose first attempt did reach the server is dropped.
+the call returns (the server's default is 1, and an async insert is buffered,
+merged with others and deduplicated differently), and with the group's
+``insert_deduplication_token``, so a second block that starts at the same
+record is dropped. ClickHouse reports a dropped insert as a success, so the
+caller learns what is stored only from :meth:`ClickHouseWriter.stored_counts`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -103,54 +108,104 @@ class ClickHouseWriter:
             self._client.close()
             self._client = None
 
-    def stored_offsets(self, topic: str, partition: int, from_offset: int) -> set[int]:
-        """Return the offsets of ``topic[partition]`` at or after ``from_offset``
-        that the table already holds.
+    def stored_offsets(
+        self, topic: str, ranges: Mapping[int, tuple[int, int]]
+    ) -> dict[int, set[int]]:
+        """Return, per partition, the offsets in its range the table holds.
 
-        The sink asks this when it is given a partition: rows inserted by a
-        previous owner that stopped before committing are skipped, not
-        written twice. The by_kafka_offset projection serves it.
+        One query for all partitions of a flush; the by_kafka_offset
+        projection makes it a range read.
+
+        Args:
+            topic: The Kafka topic.
+            ranges: Partition -> (first, last) offset, both included.
         """
-        sql = (
-            f"SELECT kafka_offset FROM {quote_identifier(self._database)}."
-            f"{quote_identifier(self._table)}"
-            " WHERE kafka_topic = {topic:String}"
-            " AND kafka_partition = {partition:UInt16}"
-            " AND kafka_offset >= {offset:UInt64}"
-        )
-        params = {"topic": topic, "partition": partition, "offset": from_offset}
+        found: dict[int, set[int]] = {number: set() for number in ranges}
         result = self._retry(
-            f"look up stored offsets of {topic}[{partition}]",
-            lambda: self.client.query(sql, parameters=params).result_columns,
+            f"look up stored offsets of {topic} {_describe(ranges)}",
+            lambda: (
+                self.client.query(
+                    f"SELECT kafka_partition, kafka_offset FROM {self._where(ranges)}",
+                    parameters={"topic": topic},
+                ).result_rows
+            ),
         )
-        return set(result[0]) if result else set()
+        for partition, offset in result:
+            found[partition].add(offset)
+        return found
 
-    def insert(self, group: InsertGroup, ingested_at: datetime) -> None:
-        """Insert one group as one block, retrying while ClickHouse is away."""
+    def stored_counts(
+        self, topic: str, ranges: Mapping[int, tuple[int, int]]
+    ) -> dict[int, int]:
+        """Return, per partition, how many distinct offsets of its range are stored.
+
+        The cheap check after a flush: equal to the number of rows the flush
+        holds for that range means every one of them is in the table.
+        """
+        result = self._retry(
+            f"count stored offsets of {topic} {_describe(ranges)}",
+            lambda: (
+                self.client.query(
+                    "SELECT kafka_partition, uniqExact(kafka_offset)"
+                    f" FROM {self._where(ranges)} GROUP BY kafka_partition",
+                    parameters={"topic": topic},
+                ).result_rows
+            ),
+        )
+        counts = {number: 0 for number in ranges}
+        counts.update({partition: int(count) for partition, count in result})
+        return counts
+
+    def insert(
+        self,
+        group: InsertGroup,
+        ingested_at: datetime,
+        *,
+        deduplicate: bool = True,
+        body: Callable[[Any], AbstractContextManager[None]] | None = None,
+        extra_settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Insert one group as one block, retrying while ClickHouse is away.
+
+        Args:
+            group: The rows; one Kafka partition, one month.
+            ingested_at: The ingested_at of every row.
+            deduplicate: Send the group's token (False only for the
+                negative-control test, see SinkSettings.deduplication).
+            body: Test only: a context manager factory wrapped around the
+                request, given the client (sinks.testing.PausePoints).
+            extra_settings: Test only: more ClickHouse settings of the request.
+        """
         # Column-oriented data converts about twice as fast as rows.
         columns: list[Any] = list(zip(*group.rows, strict=True))
         columns[INGESTED_AT] = [ingested_at] * len(group.rows)
-        settings = {
-            "async_insert": 0,
-            "insert_deduplicate": 1,
-            "insert_deduplication_token": group.token,
-        }
+        settings: dict[str, Any] = {"async_insert": 0}
+        if deduplicate:
+            settings["insert_deduplicate"] = 1
+            settings["insert_deduplication_token"] = group.token
+        else:
+            settings["insert_deduplicate"] = 0
         if "deduplicate_insert" in self.client.server_settings:
-            settings["deduplicate_insert"] = "enable"
+            settings["deduplicate_insert"] = "enable" if deduplicate else "disable"
+        settings.update(extra_settings or {})
+
+        def send() -> Any:
+            with body(self.client) if body else contextlib.nullcontext():
+                return self.client.insert(
+                    self._table,
+                    columns,
+                    column_names=COLUMN_NAMES,
+                    database=self._database,
+                    column_type_names=self._column_types,
+                    column_oriented=True,
+                    settings=settings,
+                )
 
         started = time.monotonic()
         self._retry(
             f"insert {len(group.rows)} rows of {group.topic}[{group.partition}]"
             f" offsets {group.offsets[0]}-{group.offsets[-1]}",
-            lambda: self.client.insert(
-                self._table,
-                columns,
-                column_names=COLUMN_NAMES,
-                database=self._database,
-                column_type_names=self._column_types,
-                column_oriented=True,
-                settings=settings,
-            ),
+            send,
         )
         log.debug(
             "inserted topic=%s partition=%s offsets=%s-%s month=%s rows=%s ms=%.1f",
@@ -163,6 +218,16 @@ class ClickHouseWriter:
             (time.monotonic() - started) * 1000,
         )
 
+    def _where(self, ranges: Mapping[int, tuple[int, int]]) -> str:
+        table = f"{quote_identifier(self._database)}.{quote_identifier(self._table)}"
+        # Partitions and offsets are ints from Kafka, safe to inline.
+        spans = " OR ".join(
+            f"(kafka_partition = {int(number)}"
+            f" AND kafka_offset BETWEEN {int(first)} AND {int(last)})"
+            for number, (first, last) in sorted(ranges.items())
+        )
+        return f"{table} WHERE kafka_topic = {{topic:String}} AND ({spans})"
+
     def _connect(self) -> Any:
         return clickhouse_connect.get_client(
             **self._clickhouse.client_kwargs(),
@@ -172,3 +237,7 @@ class ClickHouseWriter:
 
     def _retry(self, what: str, call: Callable[[], T]) -> T:
         return retry(what, call, self._settings)
+
+
+def _describe(ranges: Mapping[int, tuple[int, int]]) -> str:
+    return " ".join(f"[{n}]@{a}-{b}" for n, (a, b) in sorted(ranges.items()))

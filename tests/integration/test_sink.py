@@ -575,6 +575,139 @@ def test_a_repeated_insert_is_dropped_by_its_token(clickhouse_database: str) -> 
             writer.insert(group, datetime.now(UTC) + timedelta(seconds=1))
 
         assert counts() == (len(rows),) * 3
-        assert writer.stored_offsets("t", 0, 10) == set(range(10, len(rows)))
+        stored = writer.stored_offsets("t", {0: (10, 10_000)})
+        assert stored == {0: set(range(10, len(rows)))}
+        assert writer.stored_counts("t", {0: (0, 99), 1: (0, 9)}) == {0: 100, 1: 0}
     finally:
         writer.close()
+
+
+# --- the traps of issue #3 ----------------------------------------------------
+
+
+def _state(events: list[BookingEvent], start: int, end: int) -> Any:
+    from sinks.rebalance import PartitionState
+    from sinks.rows import kafka_time, to_row
+
+    state = PartitionState(0, committed=start, position=end)
+    for offset in range(start, end):
+        state.offsets.append(offset)
+        state.rows.append(
+            to_row(
+                events[offset].to_avro(),
+                topic="t",
+                partition=0,
+                offset=offset,
+                timestamp=kafka_time(0),
+            )
+        )
+    return state
+
+
+@pytest.mark.parametrize("zombie_first", [True, False])
+def test_a_zombie_with_a_stale_check_and_other_batch_bounds_adds_nothing(
+    clickhouse_database: str, zombie_first: bool
+) -> None:
+    """Two sinks flush the same records with different bounds, each having
+    checked before the other inserted: the tokens let exactly one copy in."""
+    from sinks.flush import Flusher
+    from sinks.rebalance import SinkStats
+    from sinks.writer import ClickHouseWriter
+
+    settings = sink_settings(create_views=False)
+    writer = ClickHouseWriter(ClickHouseSettings(), settings)
+    writer.start()
+    events = events_for(12)  # over January and February
+    n = len(events)
+    try:
+        zombie, owner = SinkStats(), SinkStats()
+        stale = writer.stored_offsets("t", {0: (0, n - 1)})  # both check now
+        flushes = [
+            (Flusher("t", writer, settings, zombie), _state(events, 0, n // 2)),
+            (Flusher("t", writer, settings, owner), _state(events, 0, n)),
+        ]
+        if not zombie_first:
+            flushes.reverse()
+        real = writer.stored_offsets
+        for flusher, state in flushes:
+            # Its first check is the stale one; later rounds look again.
+            calls = iter([stale])
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(
+                    writer,
+                    "stored_offsets",
+                    lambda topic, ranges, calls=calls: (
+                        next(calls, None) or real(topic, ranges)
+                    ),
+                )
+                flusher.flush([state])
+
+        assert counts() == (n, n, n)
+        # Whoever came second sent blocks ClickHouse dropped, noticed by the
+        # count, and sent only what was missing.
+        second = owner if zombie_first else zombie
+        assert second.rounds_repeated == (1 if zombie_first else 0)
+    finally:
+        writer.close()
+
+
+def test_a_batch_across_months_is_one_part_per_insert(
+    topics: TopicSettings, clickhouse_database: str
+) -> None:
+    from sinks.writer import ClickHouseWriter
+
+    writer = ClickHouseWriter(ClickHouseSettings(), sink_settings())
+    writer.start()
+    writer.client.command(f"SYSTEM STOP MERGES {clickhouse_database}.booking_events")
+    writer.close()
+    produced = produce(topics, events_for(60))  # late January into February
+
+    stats = run_sink(topics, sink_settings())
+
+    ((parts, months, rows),) = query(
+        "SELECT count(), uniqExact(partition), sum(rows) FROM system.parts"
+        " WHERE database = '{db}' AND table = 'booking_events' AND active"
+    )
+    assert months == 2
+    assert rows == produced
+    # Every insert became exactly one part: one block, stored whole or not.
+    assert parts == stats.inserts
+
+
+def test_inserts_are_synchronous_although_the_server_default_is_async(
+    clickhouse_database: str,
+) -> None:
+    from sinks.rows import insert_groups, kafka_time, to_row
+    from sinks.writer import ClickHouseWriter
+
+    writer = ClickHouseWriter(ClickHouseSettings(), sink_settings(create_views=False))
+    writer.start()
+    sent: list[dict[str, Any]] = []
+    real_insert = writer.client.insert
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        sent.append(dict(kwargs["settings"]))
+        return real_insert(*args, **kwargs)
+
+    try:
+        ((server_default,),) = query(
+            "SELECT value FROM system.settings WHERE name = 'async_insert'"
+        )
+        writer.client.insert = spy
+        events = events_for(4)
+        rows = [
+            to_row(
+                e.to_avro(), topic="t", partition=0, offset=i, timestamp=kafka_time(0)
+            )
+            for i, e in enumerate(events)
+        ]
+        stored = 0
+        for group in insert_groups("t", 0, list(range(len(rows))), rows):
+            writer.insert(group, datetime.now(UTC))
+            stored += len(group.rows)
+            # Synchronous: the rows are readable as soon as the call returns.
+            assert writer.stored_counts("t", {0: (0, 99)}) == {0: stored}
+    finally:
+        writer.close()
+    assert server_default == "1"
+    assert sent and all(s["async_insert"] == 0 for s in sent)

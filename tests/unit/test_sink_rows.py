@@ -14,7 +14,6 @@ import pytest
 from schemas import BookingCancelled, BookingCreated, GuestCheckedOut
 from sinks.rows import (
     COLUMN_NAMES,
-    InsertGroup,
     insert_groups,
     kafka_time,
     month_of,
@@ -183,22 +182,23 @@ def test_month_is_taken_in_utc() -> None:
     assert month_of(row) == 202401
 
 
-def test_tokens_are_deterministic_and_differ_for_different_rows() -> None:
-    rows = _rows([(2024, 1), (2024, 2), (2024, 1)])
+def test_a_token_names_where_its_block_starts_and_nothing_else() -> None:
+    rows = _rows([(2024, 1), (2024, 2), (2024, 1), (2024, 1)])
 
-    first = insert_groups("v", 0, [100, 101, 102], rows)
-    again = insert_groups("v", 0, [100, 101, 102], rows)
-    fewer = insert_groups("v", 0, [100, 102], [rows[0], rows[2]])
-    other_partition = insert_groups("v", 1, [100, 101, 102], rows)
+    first = insert_groups("v", 0, [100, 101, 102, 103], rows)
+    again = insert_groups("v", 0, [100, 101, 102, 103], rows)
+    shorter = insert_groups("v", 0, [100, 101], rows[:2])
+    other_partition = insert_groups("v", 1, [100, 101, 102, 103], rows)
+    after_stored = insert_groups("v", 0, [100, 101, 102, 103], rows, stored={100})
 
     assert [g.token for g in first] == [g.token for g in again]
-    tokens = {g.token for g in first}
-    assert len(tokens) == 2
-    assert tokens.isdisjoint(g.token for g in other_partition)
-    # Same first and last offset, different members: different token.
-    january = first[0]
-    same_ends = InsertGroup("v", 0, january.month, [100, 101, 102])
-    assert january.offsets == [100, 102]
-    assert same_ends.token != january.token
-    assert fewer[0].token == january.token
-    assert january.token.startswith("v/0/100-102/202401/")
+    assert [g.token for g in first] == ["v/0/202401/100", "v/0/202402/101"]
+    # A block that reaches less far starts at the same record: same token, so
+    # ClickHouse keeps only one of the two (the flush then sends the rest).
+    assert [g.token for g in shorter] == [g.token for g in first]
+    assert {g.token for g in first}.isdisjoint(g.token for g in other_partition)
+    # Stored offsets are left out, and the block starts at the first unstored.
+    assert [(g.token, g.offsets) for g in after_stored] == [
+        ("v/0/202401/102", [102, 103]),
+        ("v/0/202402/101", [101]),
+    ]
