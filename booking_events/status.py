@@ -11,12 +11,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import clickhouse_connect
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
 from booking_events.settings import ClickHouseSettings, KafkaSettings
 
 TABLE = "booking_events"
+COUNT_LAG_BELOW = 1000
+"""Offset lags up to this are checked by reading the records themselves."""
 
 
 @dataclass(frozen=True)
@@ -26,10 +33,19 @@ class PartitionLag:
     partition: int
     committed: int | None
     end: int
+    records_behind: int | None = None
+    """Committed records past ``committed``, when counted (small lags only)."""
 
     @property
     def lag(self) -> int:
-        """Records not yet committed by the group (all of them if none is)."""
+        """Records the group has not committed yet.
+
+        Offsets alone overstate it on a transactional topic: the marker that
+        closes each transaction takes an offset too. Where the records were
+        counted, the count is used.
+        """
+        if self.records_behind is not None:
+            return self.records_behind
         start = self.committed if self.committed is not None else 0
         return max(self.end - start, 0)
 
@@ -55,8 +71,6 @@ def consumer_lag(
 ) -> list[PartitionLag]:
     """Lag per partition for each ``group -> topic`` pair."""
     admin = AdminClient(kafka.librdkafka())
-    from confluent_kafka import Consumer
-
     probe = Consumer({**kafka.librdkafka(), "group.id": "booking-events-status"})
     try:
         lags = []
@@ -71,18 +85,45 @@ def consumer_lag(
             for tp in tps:
                 _, high = probe.get_watermark_offsets(tp, timeout=timeout_s)
                 offset = committed.get(tp.partition)
+                offset = offset if offset is not None and offset >= 0 else None
+                behind = None
+                if offset is not None and 0 < high - offset <= COUNT_LAG_BELOW:
+                    behind = _records_between(kafka, topic, tp.partition, offset)
                 lags.append(
-                    PartitionLag(
-                        group,
-                        topic,
-                        tp.partition,
-                        offset if offset is not None and offset >= 0 else None,
-                        high,
-                    )
+                    PartitionLag(group, topic, tp.partition, offset, high, behind)
                 )
         return lags
     finally:
         probe.close()
+
+
+def _records_between(
+    kafka: KafkaSettings, topic: str, partition: int, start: int
+) -> int:
+    """Committed records from ``start`` to the partition's current end."""
+    consumer = Consumer(
+        {
+            **kafka.librdkafka(),
+            "group.id": "booking-events-status",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, partition, start)])
+        count = 0
+        while True:
+            messages = consumer.consume(num_messages=COUNT_LAG_BELOW, timeout=5.0)
+            if not messages:
+                return count
+            for msg in messages:
+                if msg.error() is None:
+                    count += 1
+                elif msg.error().code() == KafkaError._PARTITION_EOF:
+                    return count
+    finally:
+        consumer.close()
 
 
 def freshness(clickhouse: ClickHouseSettings) -> Freshness:

@@ -32,3 +32,8 @@ def test_freshness_ages() -> None:
     assert fresh.event_age_s(now) == 7200
     assert fresh.ingest_age_s(now) == 5
     assert Freshness(0, 0, None, None).event_age_s(now) is None
+
+
+def test_counted_records_override_offset_arithmetic() -> None:
+    # One transaction marker past the last record: caught up, not 1 behind.
+    assert PartitionLag("g", "t", 0, committed=134, end=135, records_behind=0).lag == 0
