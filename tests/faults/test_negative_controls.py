@@ -136,25 +136,40 @@ def test_audit_fails_when_the_sink_crashes_after_insert_without_deduplication(
     tmp_path: Path,
 ) -> None:
     marker = tmp_path / "sink-paused"
+    # A short session, so the restarted sink gets the partitions soon after
+    # the killed one stops answering.
+    off = {
+        "BOOKING_EVENTS_SINK_DEDUPLICATION": "false",
+        "BOOKING_EVENTS_SINK_SESSION_TIMEOUT_MS": "6000",
+    }
     processor = start_worker("processor", ["process"])
     sink = start_worker(
         "sink",
         ["sink"],
-        BOOKING_EVENTS_SINK_DEDUPLICATION="false",
         BOOKING_EVENTS_SINK_TEST_PAUSE_AT="after_insert",
         BOOKING_EVENTS_SINK_TEST_MARKER=str(marker),
+        **off,
     )
     events = bookings(BOOKINGS)
     replay(events).join()
 
     # Rows stored, offsets not committed: a crash now makes the restarted sink
-    # read the batch again, and without deduplication store it again.
+    # read the batch again, and without deduplication store it again. Waiting
+    # for "all stored" alone would return before the restarted sink re-read
+    # anything, and the audit would be clean for the wrong reason.
     wait_until(marker.exists, 120, "the sink paused after its insert")
     sink.kill()
-    restarted = start_worker(
-        "sink-restarted", ["sink"], BOOKING_EVENTS_SINK_DEDUPLICATION="false"
-    )
+    restarted = start_worker("sink-restarted", ["sink"], **off)
     wait_drained(stored=len(events))
+    client = table_client()
+    try:
+        wait_until(
+            lambda: client.command("SELECT count() FROM booking_events") > len(events),
+            90,
+            "the restarted sink stored the re-read batch again",
+        )
+    finally:
+        client.close()
     stop_workers(processor, restarted)
 
     report = run_audit()

@@ -189,6 +189,9 @@ def test_negative_control_without_deduplication_the_checks_fail(
     sink.kill()
     again = start_worker("sink-again", ["sink"], **FAST, **off)
     wait_drained(stored=produced, timeout_s=60)
+    # "All stored" can hold before the restarted sink re-read anything; wait
+    # for the second copy, or the checks below would pass for the wrong reason.
+    wait_until(lambda: counts()[0] > produced, 90, "the batch stored a second time")
     stop_workers(again)
 
     rows, unique = counts()
