@@ -224,7 +224,8 @@ KAFKA_COLUMNS = (
     Column(
         "kafka_timestamp",
         UTC_MILLIS,
-        "Timestamp of the Kafka record (UTC): when the processor published it.",
+        "Timestamp of the Kafka record (UTC): when the producer sent the event;"
+        " the processor keeps it when it forwards the event.",
     ),
     Column(
         "ingested_at",
