@@ -84,6 +84,15 @@ class EventSerializer:
                 raise RegistryUnavailableError(
                     f"schema registry unavailable while encoding: {exc}"
                 ) from exc
+            if exc.http_status_code == 404:
+                # auto.register.schemas is off and the lookup found nothing.
+                raise EventEncodeError(
+                    f"schema not registered under subject '{topic}-value' and"
+                    " auto-registration is off; nothing was sent: run"
+                    f" `booking-events schemas register` ({exc})",
+                    event_id=str(event.event_id),
+                    booking_id=event.booking_id,
+                ) from exc
             raise EventEncodeError(
                 f"the registry refused the schema for topic {topic!r}: {exc}",
                 event_id=str(event.event_id),

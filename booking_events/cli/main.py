@@ -143,6 +143,7 @@ def _register() -> None:
         "audit",
         "query",
         "status",
+        "schemas",
     ):
         try:
             module = importlib.import_module(f"booking_events.cli.{name}")
