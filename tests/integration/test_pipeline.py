@@ -12,6 +12,7 @@ import clickhouse_connect
 import pytest
 from click.testing import CliRunner
 from confluent_kafka import Producer
+from factories import booking_created
 
 from booking_events.cli.main import main
 from booking_events.examples import EXAMPLES
@@ -47,30 +48,13 @@ def workers(
 
 
 def departure_before_arrival() -> BookingCreated:
-    return BookingCreated(
+    return booking_created(
         booking_id="BAD-DATES-1",
-        seq=1,
         occurred_at=datetime(2016, 7, 1, 9, 0, tzinfo=UTC),
-        hotel="Resort Hotel",
         arrival_date=date(2016, 7, 10),
         departure_date=date(2016, 7, 8),
-        adults=2,
-        children=0,
-        babies=0,
-        meal_plan="bed_and_breakfast",
-        reserved_room_type="A",
         average_daily_rate=Decimal("90.00"),
-        currency="EUR",
-        market_segment="direct",
-        distribution_channel="direct",
-        customer_type="transient",
-        is_repeated_guest=False,
-        previous_cancellations=0,
-        previous_bookings_not_canceled=0,
         lead_time_days=9,
-        days_in_waiting_list=0,
-        required_car_parking_spaces=0,
-        total_of_special_requests=0,
     )
 
 

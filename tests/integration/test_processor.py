@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from factories import booking_created
 
 from booking_events.settings import KafkaSettings, RegistrySettings, TopicSettings
 from schemas import (
@@ -38,32 +39,17 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 def created(booking_id: str, **overrides: object) -> BookingCreated:
     fields: dict[str, object] = {
         "booking_id": booking_id,
-        "seq": 1,
         "occurred_at": T0,
         "source": "test",
         "hotel": "City Hotel",
-        "arrival_date": date(2026, 7, 1),
         "departure_date": date(2026, 7, 4),
-        "adults": 2,
-        "children": 0,
-        "babies": 0,
-        "meal_plan": "bed_and_breakfast",
-        "reserved_room_type": "A",
         "average_daily_rate": Decimal("101.50"),
-        "currency": "EUR",
         "market_segment": "online_travel_agent",
         "distribution_channel": "ta_to",
-        "customer_type": "transient",
-        "is_repeated_guest": False,
-        "previous_cancellations": 0,
-        "previous_bookings_not_canceled": 0,
         "lead_time_days": 120,
-        "days_in_waiting_list": 0,
-        "required_car_parking_spaces": 0,
         "total_of_special_requests": 1,
     }
-    fields.update(overrides)
-    return BookingCreated(**fields)  # type: ignore[arg-type]
+    return booking_created(**{**fields, **overrides})
 
 
 def stay(booking_id: str) -> list[BookingEvent]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from factories import booking_created
 
 from processors.ordering import RECENT_IDS, BookingState, advance, is_repeat
 from schemas import (
@@ -22,31 +23,7 @@ AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def created(seq: int = 1) -> BookingCreated:
-    return BookingCreated(
-        booking_id="B1",
-        seq=seq,
-        occurred_at=AT,
-        hotel="Resort Hotel",
-        arrival_date=date(2026, 7, 1),
-        departure_date=date(2026, 7, 3),
-        adults=2,
-        children=0,
-        babies=0,
-        meal_plan="bed_and_breakfast",
-        reserved_room_type="A",
-        average_daily_rate=Decimal("80.00"),
-        currency="EUR",
-        market_segment="direct",
-        distribution_channel="direct",
-        customer_type="transient",
-        is_repeated_guest=False,
-        previous_cancellations=0,
-        previous_bookings_not_canceled=0,
-        lead_time_days=10,
-        days_in_waiting_list=0,
-        required_car_parking_spaces=0,
-        total_of_special_requests=0,
-    )
+    return booking_created(seq=seq, occurred_at=AT)
 
 
 def room(seq: int) -> RoomAssigned:

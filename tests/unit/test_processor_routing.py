@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import faust
 import pytest
+from factories import booking_created
 from pydantic import SecretStr
 
 from booking_events.exceptions import ConfigurationError
@@ -33,30 +34,14 @@ from schemas.exceptions import RegistryUnavailableError
 
 
 def created() -> BookingCreated:
-    return BookingCreated(
-        booking_id="B1",
-        seq=1,
+    return booking_created(
         occurred_at=datetime(2026, 3, 1, tzinfo=UTC),
         hotel="City Hotel",
-        arrival_date=date(2026, 7, 1),
         departure_date=date(2026, 7, 2),
         adults=1,
-        children=0,
-        babies=0,
         meal_plan="no_meal_package",
-        reserved_room_type="A",
         average_daily_rate=Decimal("90.00"),
-        currency="EUR",
-        market_segment="direct",
-        distribution_channel="direct",
-        customer_type="transient",
-        is_repeated_guest=False,
-        previous_cancellations=0,
-        previous_bookings_not_canceled=0,
         lead_time_days=3,
-        days_in_waiting_list=0,
-        required_car_parking_spaces=0,
-        total_of_special_requests=0,
     )
 
 

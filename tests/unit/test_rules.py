@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from factories import booking_created
 
 from processors.rules import Violation, check_event
 from schemas import (
@@ -22,33 +23,7 @@ AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def created(**overrides: object) -> BookingCreated:
-    fields: dict[str, object] = {
-        "booking_id": "B1",
-        "seq": 1,
-        "occurred_at": AT,
-        "hotel": "Resort Hotel",
-        "arrival_date": date(2026, 7, 1),
-        "departure_date": date(2026, 7, 3),
-        "adults": 2,
-        "children": 0,
-        "babies": 0,
-        "meal_plan": "bed_and_breakfast",
-        "reserved_room_type": "A",
-        "average_daily_rate": Decimal("80.00"),
-        "currency": "EUR",
-        "market_segment": "direct",
-        "distribution_channel": "direct",
-        "customer_type": "transient",
-        "is_repeated_guest": False,
-        "previous_cancellations": 0,
-        "previous_bookings_not_canceled": 0,
-        "lead_time_days": 10,
-        "days_in_waiting_list": 0,
-        "required_car_parking_spaces": 0,
-        "total_of_special_requests": 0,
-    }
-    fields.update(overrides)
-    return BookingCreated(**fields)  # type: ignore[arg-type]
+    return booking_created(occurred_at=AT, **overrides)
 
 
 def modified(**overrides: object) -> BookingModified:
