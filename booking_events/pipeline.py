@@ -23,6 +23,7 @@ from types import FrameType
 import clickhouse_connect
 from confluent_kafka import Consumer, TopicPartition
 
+from booking_events import schema_registry
 from booking_events.exceptions import BookingEventsError
 from booking_events.reconcile import TABLE, Reconciliation, read_topic, reconcile
 from booking_events.settings import (
@@ -37,6 +38,7 @@ from processors.config import ProcessorSettings
 from producers import BookingEventProducer
 from producers.hotel_rates import events_in_time_order, load_bookings
 from producers.replay import replay
+from schemas import EVENT_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +279,13 @@ def run_pipeline(
     t0 = time.monotonic()
 
     ensure_topics(kafka, topics)
+    # Subjects get an explicit compatibility level before the first event, as
+    # `booking-events schemas register` would give them in production.
+    schema_registry.register(
+        schema_registry.client(registry),
+        EVENT_SCHEMA,
+        schema_registry.subjects(topics),
+    )
     bookings = load_bookings()[:bookings_limit]
     events = events_in_time_order(bookings)
     log.info("derived events=%s from bookings=%s", len(events), len(bookings))
