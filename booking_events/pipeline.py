@@ -21,7 +21,6 @@ from pathlib import Path
 from types import FrameType
 
 import clickhouse_connect
-from confluent_kafka import Consumer, TopicPartition
 
 from booking_events import schema_registry
 from booking_events.exceptions import BookingEventsError
@@ -155,23 +154,6 @@ def start_worker(name: str, args: list[str], log_dir: Path) -> Worker:
         )
     log.info("worker started name=%s pid=%s log=%s", name, process.pid, log_path)
     return Worker(name, process, log_path)
-
-
-def topic_size(kafka: KafkaSettings, topic: str) -> int:
-    """Records between low and high watermarks: a progress gauge, not an audit
-    (transaction markers count too)."""
-    consumer = Consumer({**kafka.librdkafka(), "group.id": "booking-events-gauge"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        total = 0
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, p), timeout=10, cached=False
-            )
-            total += high - low
-        return total
-    finally:
-        consumer.close()
 
 
 def stored_rows(clickhouse: ClickHouseSettings) -> int:
