@@ -4,6 +4,9 @@ Steps: start the local stack (unless endpoints are given), create the topics,
 start one processor and one sink as separate processes, replay the bookings,
 wait until every event is stored or dead-lettered, stop the workers, and
 reconcile Kafka with ClickHouse.
+
+With ``BOOKING_EVENTS_METRICS_PORT`` set to P, the job serves its own metrics
+(the producer's) on P, its processor on P+1 and its sink on P+2.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -28,6 +32,7 @@ from booking_events.reconcile import TABLE, Reconciliation, read_topic, reconcil
 from booking_events.settings import (
     ClickHouseSettings,
     KafkaSettings,
+    MetricsSettings,
     RegistrySettings,
     TopicSettings,
 )
@@ -76,7 +81,9 @@ class Worker:
             return self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
             log.warning(
-                "worker did not stop in %.0f s, killing name=%s", timeout_s, self.name
+                "worker did not stop in %.0f s, killing it",
+                timeout_s,
+                extra={"worker": self.name, "pid": self.process.pid},
             )
             self.process.kill()
             return self.process.wait()
@@ -108,10 +115,12 @@ def stop_workers(workers: list[Worker], timeout_s: float = 60.0) -> dict[str, in
         code = codes[worker.name]
         if code != 0:
             log.error(
-                "worker exited with code=%s name=%s log=%s",
-                code,
-                worker.name,
-                worker.log_path,
+                "worker exited with an error",
+                extra={
+                    "worker": worker.name,
+                    "exit_code": code,
+                    "log": str(worker.log_path),
+                },
             )
     return codes
 
@@ -141,8 +150,16 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
-def start_worker(name: str, args: list[str], log_dir: Path) -> Worker:
-    """Start ``booking-events <args>`` with this process's environment."""
+def start_worker(
+    name: str,
+    args: list[str],
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+) -> Worker:
+    """Start ``booking-events <args>`` with this process's environment.
+
+    ``env`` overrides some of its variables for this worker only.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with log_path.open("ab") as out:
@@ -150,10 +167,23 @@ def start_worker(name: str, args: list[str], log_dir: Path) -> Worker:
             [sys.executable, "-m", "booking_events", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
+            env={**os.environ, **(env or {})},
         )
-    log.info("worker started name=%s pid=%s log=%s", name, process.pid, log_path)
+    log.info(
+        "worker started",
+        extra={"worker": name, "pid": process.pid, "log": str(log_path)},
+    )
     return Worker(name, process, log_path)
+
+
+def worker_metrics_env(offset: int) -> dict[str, str]:
+    """The metrics port of a worker of this job: the job's port plus ``offset``.
+
+    Processes on one host need distinct ports; with the endpoint off (port
+    0) the workers serve none either.
+    """
+    port = MetricsSettings().port
+    return {"BOOKING_EVENTS_METRICS_PORT": str(port + offset if port else 0)}
 
 
 def stored_rows(clickhouse: ClickHouseSettings) -> int:
@@ -230,11 +260,9 @@ def wait_drained(
             and processor_lag(kafka, topics) == 0
         ):
             log.info(
-                "processor caught up and nothing stored for %.0f s: drained"
-                " stored_or_dead_lettered=%s of target=%s",
+                "processor caught up and nothing stored for %.0f s: drained",
                 idle_s,
-                done - baseline,
-                produced,
+                extra={"stored_or_dead_lettered": done - baseline, "target": produced},
             )
             return
         time.sleep(1.0)
@@ -270,7 +298,7 @@ def run_pipeline(
     )
     bookings = load_bookings()[:bookings_limit]
     events = events_in_time_order(bookings)
-    log.info("derived events=%s from bookings=%s", len(events), len(bookings))
+    log.info("derived events", extra={"events": len(events), "bookings": len(bookings)})
 
     # SIGTERM (an operator's `kill`, a service manager) unwinds like Ctrl-C,
     # so the finally below stops the workers instead of orphaning them.
@@ -280,8 +308,11 @@ def run_pipeline(
     workers: list[Worker] = []
     peaks: dict[str, float] = {}
     try:
-        workers.append(start_worker("processor", ["process"], state_dir / "logs"))
-        workers.append(start_worker("sink", ["sink"], state_dir / "logs"))
+        logs = state_dir / "logs"
+        workers.append(
+            start_worker("processor", ["process"], logs, worker_metrics_env(1))
+        )
+        workers.append(start_worker("sink", ["sink"], logs, worker_metrics_env(2)))
 
         baseline = processed_and_stored(kafka, clickhouse, topics)
         t_replay = time.monotonic()

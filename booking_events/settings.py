@@ -5,7 +5,9 @@ Each group reads its own prefix below ``BOOKING_EVENTS_``:
 * ``BOOKING_EVENTS_KAFKA_*``: brokers and their security (TLS, SASL);
 * ``BOOKING_EVENTS_REGISTRY_*``: the Confluent-compatible Schema Registry;
 * ``BOOKING_EVENTS_CLICKHOUSE_*``: the ClickHouse HTTP endpoint;
-* ``BOOKING_EVENTS_TOPIC_*``: topic names and layout.
+* ``BOOKING_EVENTS_TOPIC_*``: topic names and layout;
+* ``BOOKING_EVENTS_METRICS_*``: the Prometheus endpoint of each process;
+* ``BOOKING_EVENTS_LOG_*``: the format of log lines.
 
 Settings are frozen; secrets are ``SecretStr`` so they never reach a log line or
 a ``repr``. pydantic-settings ignores variables it has no field for, so
@@ -150,10 +152,39 @@ class TopicSettings(BaseSettings):
     replication_factor: int = Field(1, ge=1, description="Copies of each partition.")
 
 
-# Variables with the prefix that no settings class reads but that are set on
-# purpose: deploy/compose.yaml sets the metrics port ahead of the metrics
-# settings (issue #5). Remove the name when its settings class lands.
-RESERVED_ENV_NAMES = frozenset({f"{ENV_PREFIX}METRICS_PORT"})
+class MetricsSettings(BaseSettings):
+    """Where a long-running process serves its Prometheus metrics."""
+
+    model_config = _config("METRICS_")
+
+    port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of the /metrics endpoint; 0 (the default) serves none."
+        " Processes on one host need distinct ports; `pipeline` gives its"
+        " processor port+1 and its sink port+2.",
+    )
+    bind: str = Field(
+        "127.0.0.1",
+        description="Address the endpoint binds; 0.0.0.0 to be scraped from"
+        " other hosts or containers.",
+    )
+    lag_interval_s: float = Field(
+        5.0, gt=0, description="How often consumer lag gauges are refreshed, seconds."
+    )
+
+
+class LogSettings(BaseSettings):
+    """How log lines are written (to stderr, one event per line)."""
+
+    model_config = _config("LOG_")
+
+    format: Literal["text", "json"] = Field(
+        "text",
+        description="text: time, level, logger, message, then key=value pairs;"
+        " json: one JSON object per line with the same fields.",
+    )
 
 
 def settings_classes() -> list[type[BaseSettings]]:
@@ -169,6 +200,8 @@ def settings_classes() -> list[type[BaseSettings]]:
         RegistrySettings,
         ClickHouseSettings,
         TopicSettings,
+        MetricsSettings,
+        LogSettings,
         ProducerSettings,
         ProcessorSettings,
         SinkSettings,
@@ -178,7 +211,7 @@ def settings_classes() -> list[type[BaseSettings]]:
 
 def known_env_names() -> set[str]:
     """Upper-case names of every variable some settings class reads."""
-    names = set(RESERVED_ENV_NAMES)
+    names: set[str] = set()
     for cls in settings_classes():
         prefix = cls.model_config.get("env_prefix", "")
         names.update(f"{prefix}{field}".upper() for field in cls.model_fields)

@@ -126,13 +126,13 @@ def _records_between(
         consumer.close()
 
 
-def freshness(clickhouse: ClickHouseSettings) -> Freshness:
+def freshness(clickhouse: ClickHouseSettings, table: str = TABLE) -> Freshness:
     """Row counts and the newest event and ingest times of the event log."""
     client = clickhouse_connect.get_client(**clickhouse.client_kwargs())
     try:
         row = client.query(
             f"SELECT count(), uniqExact(booking_id), max(occurred_at), max(ingested_at)"
-            f" FROM {clickhouse.database}.{TABLE}"
+            f" FROM {clickhouse.database}.{table}"
         ).result_rows[0]
     finally:
         client.close()

@@ -86,7 +86,9 @@ def ensure_topics(
         try:
             future.result(timeout=timeout_s)
             created.append(name)
-            log.info("topic created topic=%s partitions=%s", name, topics.partitions)
+            log.info(
+                "topic created", extra={"topic": name, "partitions": topics.partitions}
+            )
         except KafkaException as exc:
             if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue

@@ -17,11 +17,18 @@ import faust
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from mode import CrashingSupervisor
 
-from booking_events.settings import KafkaSettings, RegistrySettings, TopicSettings
+from booking_events import metrics
+from booking_events.settings import (
+    KafkaSettings,
+    MetricsSettings,
+    RegistrySettings,
+    TopicSettings,
+)
 from processors.broker import broker_options
 from processors.config import ProcessorSettings
 from processors.preflight import output_limits
 from processors.router import EventRouter
+from processors.sensors import CommitSensor, partition_lags
 from schemas import EventDeserializer
 
 log = logging.getLogger(__name__)
@@ -39,8 +46,14 @@ def create_app(
     kafka: KafkaSettings,
     registry: RegistrySettings,
     topics: TopicSettings,
+    metrics_settings: MetricsSettings | None = None,
 ) -> faust.App:
-    """Build the faust app; nothing connects until a worker starts it."""
+    """Build the faust app; nothing connects until a worker starts it.
+
+    The app records Prometheus metrics; serving them is the caller's part
+    (``booking_events.metrics.serve``).
+    """
+    metrics_settings = metrics_settings or MetricsSettings()
     app = faust.App(
         settings.app_id,
         **broker_options(kafka),
@@ -112,6 +125,16 @@ def create_app(
     async def log_stats() -> None:
         router.log_stats(STATS_INTERVAL_S)
 
+    lag = metrics.LagGauge(settings.app_id, topics.raw, 0)
+
+    async def refresh_lag() -> None:
+        try:
+            lag.update(partition_lags(app, topics.raw))
+        except Exception as exc:  # the consumer is not started yet, or stopping
+            log.debug("consumer lag not refreshed: %r", exc)
+
     app.agent(raw, name="route")(process)
     app.timer(STATS_INTERVAL_S)(log_stats)
+    app.timer(metrics_settings.lag_interval_s)(refresh_lag)
+    app.sensors.add(CommitSensor())
     return app

@@ -37,6 +37,7 @@ from typing import Any
 
 import faust
 
+from booking_events import metrics
 from booking_events.settings import TopicSettings
 from processors.config import ProcessorSettings
 from processors.exceptions import DeliveryError
@@ -107,6 +108,11 @@ class EventRouter:
         self.limits: dict[str, int] = {}
         """Largest record each output topic takes, bytes; see ``set_limits``."""
         self.counts: Counter[str] = Counter()
+        # Label children bound once: the hot path only increments.
+        self._events_in = metrics.PROCESSOR_EVENTS_IN.labels(topics.raw)
+        out = metrics.PROCESSOR_EVENTS_OUT
+        self._validated_out = out.labels(topics.validated, "validated")
+        self._dead_lettered_out = out.labels(topics.dead_letter, "dead_lettered")
 
     def set_limits(self, limits: Mapping[str, int], max_request_bytes: int) -> None:
         """Record the output topics' ``max.message.bytes`` and the request cap."""
@@ -115,21 +121,23 @@ class EventRouter:
     async def handle(self, event: faust.types.EventT) -> None:
         """Route one stream event and ack it once its effects are written."""
         source = _source_of(event.message)
+        self._events_in.inc()
         decoded = await self.decode(source)
         if decoded is None:
             # Stopping while the registry is down: leave the offset uncommitted
             # and tell the consumer not to wait for it, so shutdown completes.
             self._app.consumer.unacked.discard(event.message)
             log.warning(
-                "stopping before %s could be decoded; its offset is not committed"
-                " and it will be read again after the restart",
-                source.coordinates(),
+                "stopping before the record could be decoded; its offset is not"
+                " committed and it will be read again after the restart",
+                extra=source.log_fields(),
             )
             return
 
         if self._processed(source, decoded):
             # Its effects were committed before a restart; its offset was not.
             self.counts["replayed"] += 1
+            metrics.PROCESSOR_ALREADY_PROCESSED.inc()
             event.ack()
             return
         outputs, state = self.plan(source, decoded)
@@ -152,12 +160,12 @@ class EventRouter:
         event_id = str(decoded.event_id)
         if verdict.outcome is Outcome.DROPPED:
             self.counts["dropped"] += 1
+            metrics.PROCESSOR_DUPLICATES_DROPPED.inc()
             log.info(
-                "dropped repeat of event %s (booking %s seq %s) at %s",
-                event_id,
-                decoded.booking_id,
-                decoded.seq,
-                source.coordinates(),
+                "dropped repeat of event",
+                extra=source.log_fields(
+                    event_id=event_id, booking_id=decoded.booking_id, seq=decoded.seq
+                ),
             )
             return [], None
         if verdict.outcome is Outcome.DEAD_LETTERED:
@@ -173,6 +181,7 @@ class EventRouter:
         assert verdict.state is not None
         state = verdict.state.at(source.partition, source.offset)
         self.counts["validated"] += 1
+        self._validated_out.inc()
         output = Output(
             self._topics.validated,
             source.key,
@@ -188,14 +197,16 @@ class EventRouter:
         violations: Sequence[Violation],
         event_id: str | None,
     ) -> Output:
+        reason = violations[0].code
         log.debug(
-            "dead-lettering %s: %s (%s)",
-            source.coordinates(),
-            violations[0].code,
+            "dead-lettering: %s",
             violations[0].detail,
+            extra=source.log_fields(event_id=event_id, reason=reason),
         )
-        self.counts[f"dlq.{violations[0].code}"] += 1
+        self.counts[f"dlq.{reason}"] += 1
         self.counts["dead_lettered"] += 1
+        self._dead_lettered_out.inc()
+        metrics.PROCESSOR_DEAD_LETTERED.labels(reason).inc()
         headers = dead_letter_headers(
             source, violations, processor=self._settings.app_id, event_id=event_id
         )
@@ -230,12 +241,12 @@ class EventRouter:
             except RegistryUnavailableError as exc:
                 attempt += 1
                 log.warning(
-                    "schema registry unavailable decoding %s (attempt %s): %s;"
-                    " partition paused, retrying in %s ms",
-                    source.coordinates(),
+                    "schema registry unavailable (attempt %s): %s; partition"
+                    " paused, retrying in %s ms",
                     attempt,
                     exc,
                     delay_ms,
+                    extra=source.log_fields(),
                 )
                 if not await self._sleep_unless_stopping(delay_ms / 1000):
                     return None
@@ -317,8 +328,9 @@ class EventRouter:
         transaction = producer._transaction_producers.get(tid)
         if transaction is None:
             log.warning(
-                "no transaction for %s (partition revoked); its new owner processes it",
-                source.coordinates(),
+                "no transaction for the record (partition revoked); its new owner"
+                " processes it",
+                extra=source.log_fields(),
             )
             return None
         futures = []
@@ -339,15 +351,16 @@ class EventRouter:
                     )
             except BaseException:
                 log.error(
-                    "writing the effects of %s failed; aborting transaction %s"
-                    " so that none of them is committed",
-                    source.coordinates(),
-                    tid,
+                    "writing the effects of the record failed; aborting its"
+                    " transaction so that none of them is committed",
+                    extra=source.log_fields(transactional_id=tid),
                 )
                 try:
                     await transaction.abort_transaction()
                 except Exception:
-                    log.exception("abort of transaction %s failed", tid)
+                    log.exception(
+                        "abort of transaction failed", extra={"transactional_id": tid}
+                    )
                 raise
         return futures
 
@@ -376,10 +389,10 @@ class EventRouter:
 
     def _fail(self, source: SourceRecord, cause: BaseException | None) -> None:
         log.error(
-            "output of %s was not acknowledged by Kafka: %r; offset not committed,"
-            " stopping the worker so the event is re-read after a restart",
-            source.coordinates(),
+            "output not acknowledged by Kafka: %r; offset not committed, stopping"
+            " the worker so the event is re-read after a restart",
             cause,
+            extra=source.log_fields(),
         )
         if self._crash is None:
             error = DeliveryError(
@@ -396,20 +409,21 @@ class EventRouter:
         total = sum(self.counts[k] for k in kinds)
         if not total:
             return
-        reasons = ", ".join(
-            f"{k[4:]}={v}" for k, v in sorted(self.counts.items()) if k[:4] == "dlq."
+        reasons = ",".join(
+            f"{k[4:]}:{v}" for k, v in sorted(self.counts.items()) if k[:4] == "dlq."
         )
         log.info(
-            "routed %s records in %.0f s (%.0f/s): validated=%s dead_lettered=%s"
-            " [%s] dropped_repeats=%s skipped_already_processed=%s",
-            total,
-            interval_s,
-            total / interval_s,
-            self.counts["validated"],
-            self.counts["dead_lettered"],
-            reasons,
-            self.counts["dropped"],
-            self.counts["replayed"],
+            "routed records",
+            extra={
+                "records": total,
+                "interval_s": round(interval_s),
+                "rate_eps": round(total / interval_s),
+                "validated": self.counts["validated"],
+                "dead_lettered": self.counts["dead_lettered"],
+                "reasons": reasons,
+                "dropped_repeats": self.counts["dropped"],
+                "skipped_already_processed": self.counts["replayed"],
+            },
         )
         self.counts.clear()
 

@@ -47,8 +47,17 @@ class SourceRecord:
     timestamp: float | None = None
 
     def coordinates(self) -> str:
-        """Return ``topic[partition]@offset`` for log lines and messages."""
+        """Return ``topic[partition]@offset`` for error messages."""
         return f"{self.topic}[{self.partition}]@{self.offset}"
+
+    def log_fields(self, **more: object) -> dict[str, object]:
+        """Return the ``extra=`` of a log line about this record."""
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            **more,
+        }
 
 
 def validated_headers(source: SourceRecord, event: BookingEvent) -> Headers:

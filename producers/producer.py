@@ -10,6 +10,10 @@ order. It returns as soon as the event is buffered; delivery is confirmed in
 the background. Every failed delivery is reported with its event id: to
 ``on_delivery_error`` when given, and always by the next ``flush()`` or
 ``close()``, which raise ``DeliveryError``. Nothing is lost without a trace.
+
+The producer counts what it sends in Prometheus metrics
+(``booking_events_producer_*``, see ``booking_events.metrics``) in the default
+registry; it never opens a port: the application embedding it serves them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from booking_events import metrics
 from booking_events.settings import KafkaSettings, RegistrySettings, TopicSettings
 from producers.config import ProducerSettings
 from producers.exceptions import (
@@ -34,7 +39,7 @@ from producers.exceptions import (
     FailedDelivery,
     ProducerClosedError,
 )
-from schemas import BookingEvent, EventSerializer
+from schemas import BookingEvent, EventEncodeError, EventSerializer
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,8 @@ class BookingEventProducer:
         self._previous_sigterm: Any = None
         self.delivered = 0
         """Events Kafka confirmed since start."""
+        self._produced = metrics.PRODUCER_EVENTS_PRODUCED.labels(self._topic)
+        self._buffer_full_waits = metrics.PRODUCER_BUFFER_FULL_WAITS.labels(self._topic)
 
     @property
     def topic(self) -> str:
@@ -112,9 +119,8 @@ class BookingEventProducer:
         ):
             self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
         log.info(
-            "producer started topic=%s bootstrap=%s",
-            self._topic,
-            self._kafka.bootstrap_servers,
+            "producer started",
+            extra={"topic": self._topic, "bootstrap": self._kafka.bootstrap_servers},
         )
 
     def emit(self, event: BookingEvent) -> None:
@@ -130,7 +136,11 @@ class BookingEventProducer:
         producer, serializer = self._require_started()
         if not event.source:
             event = event.with_source(self._settings.source)
-        value = serializer.serialize(event, self._topic)
+        try:
+            value = serializer.serialize(event, self._topic)
+        except EventEncodeError:
+            self._count_error("encode")
+            raise
         event_id = str(event.event_id)
         headers = [("event_type", event.event_type.value.encode())]
 
@@ -138,7 +148,9 @@ class BookingEventProducer:
             self._pending.pop(event_id, None)
             if err is None:
                 self.delivered += 1
+                self._produced.inc()
                 return
+            self._count_error(err.name())
             self._record_failure(
                 FailedDelivery(
                     event_id=event_id,
@@ -150,6 +162,7 @@ class BookingEventProducer:
             )
 
         deadline = time.monotonic() + self._settings.buffer_full_timeout_ms / 1000
+        waited = False
         while True:
             try:
                 producer.produce(
@@ -163,7 +176,11 @@ class BookingEventProducer:
                 break
             except BufferError:
                 # Back-pressure: serve delivery reports until there is room.
+                if not waited:
+                    waited = True
+                    self._buffer_full_waits.inc()
                 if time.monotonic() >= deadline:
+                    self._count_error("buffer_full")
                     raise BufferFullError(
                         f"send buffer full for {self._settings.buffer_full_timeout_ms}"
                         f" ms (is Kafka reachable at {self._kafka.bootstrap_servers}?);"
@@ -186,10 +203,12 @@ class BookingEventProducer:
         )
         remaining = producer.flush(timeout)
         if remaining:
+            self._count_error("flush_timeout", remaining)
             log.error(
                 "flush timed out with %s event(s) unconfirmed after %.1f s",
                 remaining,
                 timeout,
+                extra={"topic": self._topic},
             )
         if remaining:
             # Not confirmed in time: name each one. Kafka may still take some of
@@ -223,7 +242,8 @@ class BookingEventProducer:
                     signal.signal(signal.SIGTERM, self._previous_sigterm)
                 self._previous_sigterm = None
             log.info(
-                "producer closed topic=%s delivered=%s", self._topic, self.delivered
+                "producer closed",
+                extra={"topic": self._topic, "delivered": self.delivered},
             )
 
     def __enter__(self) -> BookingEventProducer:
@@ -243,13 +263,18 @@ class BookingEventProducer:
             raise ProducerClosedError("producer is not started: call start() first")
         return self._producer, self._serializer
 
+    def _count_error(self, kind: str, events: int = 1) -> None:
+        metrics.PRODUCER_ERRORS.labels(self._topic, kind).inc(events)
+
     def _record_failure(self, failure: FailedDelivery) -> None:
         log.error(
-            "delivery failed event_id=%s booking_id=%s topic=%s error=%s",
-            failure.event_id,
-            failure.booking_id,
-            failure.topic,
+            "delivery failed: %s",
             failure.error,
+            extra={
+                "topic": failure.topic,
+                "event_id": failure.event_id,
+                "booking_id": failure.booking_id,
+            },
         )
         with self._lock:
             self._failures.append(failure)

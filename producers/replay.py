@@ -49,9 +49,12 @@ def replay(
         producer.flush()
     elapsed = time.monotonic() - started
     log.info(
-        "replayed events=%s seconds=%.1f rate_eps=%.0f",
-        len(events),
-        elapsed,
-        len(events) / elapsed if elapsed else 0.0,
+        "replayed",
+        extra={
+            "topic": producer.topic,
+            "events": len(events),
+            "seconds": round(elapsed, 1),
+            "rate_eps": round(len(events) / elapsed) if elapsed else 0,
+        },
     )
     return len(events)

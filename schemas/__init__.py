@@ -16,6 +16,7 @@ from schemas.events import (
     GuestCheckedIn,
     GuestCheckedOut,
     RoomAssigned,
+    UnlistedEvent,
 )
 from schemas.exceptions import (
     EventDecodeError,
@@ -44,5 +45,6 @@ __all__ = [
     "RoomAssigned",
     "SchemaError",
     "UnknownSchemaError",
+    "UnlistedEvent",
     "load_event_schema",
 ]

@@ -112,13 +112,23 @@ class BookingEvent:
         Payload fields the reader's class does not know (a newer writer) are
         ignored here; the sink reads them from the raw record instead.
         """
-        event_type = EventType(record["event_type"])
-        cls = PAYLOAD_TYPES[event_type]
         payload = record["payload"]
+        payload_name = ""
         if isinstance(payload, tuple):
-            payload = payload[1]
-        known = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in payload.items() if k in known}
+            payload_name, payload = payload
+        try:
+            cls = PAYLOAD_TYPES[EventType(record["event_type"])]
+        except ValueError:
+            # A type of a newer contract (see UnlistedEvent).
+            cls = UnlistedEvent
+            kwargs = {
+                "type_name": str(record["event_type"]),
+                "payload_name": str(payload_name).rsplit(".", 1)[-1],
+                "fields": dict(payload),
+            }
+        else:
+            known = {f.name for f in dataclasses.fields(cls)}
+            kwargs = {k: v for k, v in payload.items() if k in known}
         occurred_at = record["occurred_at"]
         if occurred_at.tzinfo is None:
             occurred_at = occurred_at.replace(tzinfo=UTC)
@@ -230,6 +240,57 @@ class GuestCheckedOut(BookingEvent):
     nights: int
     total_amount: Decimal
     currency: str
+
+
+def unlisted_event_type(name: str) -> EventType:
+    """An ``EventType`` value for a symbol this code's enum does not list.
+
+    It is not a member: it equals no listed type (``is`` and ``==`` are
+    false for every member), and its ``value`` and ``str()`` are the symbol.
+    """
+    value = str.__new__(EventType, name)
+    value._name_ = name
+    value._value_ = name
+    return value
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UnlistedEvent(BookingEvent):
+    """An event of a type a newer contract added and this code does not list.
+
+    Producers may start emitting a new event type (a new ``EventType`` symbol
+    and its payload record, registered as a BACKWARD-compatible schema) before
+    this code is upgraded. Such an event still decodes: the processor applies
+    the envelope rules (key, seq order, repeats) and forwards it; the sink
+    stores it, adding columns for its payload fields. Upgrading the contract
+    gives it a class of its own.
+
+    Attributes:
+        type_name: The ``event_type`` symbol as written.
+        payload_name: Short name of its payload record.
+        fields: The payload fields as decoded with the writer's schema.
+    """
+
+    avro_name: ClassVar[str] = ""
+
+    type_name: str
+    payload_name: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property  # type: ignore[misc]
+    def event_type(self) -> EventType:  # type: ignore[override]
+        """The symbol as an unlisted ``EventType`` value."""
+        return unlisted_event_type(self.type_name)
+
+    def payload(self) -> dict[str, Any]:
+        """The payload fields as decoded."""
+        return dict(self.fields)
+
+    def to_avro(self) -> dict[str, Any]:
+        """The record in fastavro's shape, payload under its own record name."""
+        record = super(UnlistedEvent, self).to_avro()
+        record["payload"] = (f"{NAMESPACE}.{self.payload_name}", dict(self.fields))
+        return record
 
 
 PAYLOAD_TYPES: dict[EventType, type[BookingEvent]] = {

@@ -87,9 +87,11 @@ from confluent_kafka import (
 )
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from booking_events import metrics
 from booking_events.settings import (
     ClickHouseSettings,
     KafkaSettings,
+    MetricsSettings,
     RegistrySettings,
     TopicSettings,
 )
@@ -98,9 +100,10 @@ from sinks.config import SinkSettings
 from sinks.dead_letter import DeadLetterSender
 from sinks.exceptions import SinkDecodeError, SinkError
 from sinks.flush import Flusher
+from sinks.migrations import TableEvolution
 from sinks.rebalance import Assignment, SinkStats
 from sinks.retry import retry
-from sinks.rows import kafka_time, to_row
+from sinks.rows import kafka_time
 from sinks.writer import ClickHouseWriter
 
 log = logging.getLogger(__name__)
@@ -119,6 +122,7 @@ class ClickHouseSink:
         clickhouse: ClickHouse endpoint and database.
         topics: Topic names; the sink reads ``validated``.
         settings: The sink's own settings.
+        metrics_settings: How often the lag gauges are refreshed.
     """
 
     def __init__(
@@ -128,6 +132,7 @@ class ClickHouseSink:
         clickhouse: ClickHouseSettings,
         topics: TopicSettings,
         settings: SinkSettings,
+        metrics_settings: MetricsSettings | None = None,
     ) -> None:
         self._kafka = kafka
         self._registry = registry
@@ -139,12 +144,20 @@ class ClickHouseSink:
         )
         self._consumer: Consumer | None = None
         self._deserializer: EventDeserializer | None = None
+        self._evolution: TableEvolution | None = None
+        self._subjects = [f"{topics.validated}-value", f"{topics.raw}-value"]
         self.stats = SinkStats()
         self._flusher = Flusher(self._topic, self._writer, settings, self.stats)
         self._assignment = Assignment(
             self._topic, self._flush, settings.commit_timeout_s
         )
         self._partitions = self._assignment.states
+        self._events_in = metrics.SINK_EVENTS_IN.labels(self._topic)
+        self._lag = metrics.LagGauge(
+            settings.group_id,
+            self._topic,
+            (metrics_settings or MetricsSettings()).lag_interval_s,
+        )
         if not settings.deduplication:
             log.warning(
                 "deduplication is OFF (BOOKING_EVENTS_SINK_DEDUPLICATION=false):"
@@ -180,21 +193,29 @@ class ClickHouseSink:
             raise
         self._close()
         log.info(
-            "sink stopped topic=%s rows_inserted=%s inserts=%s skipped=%s"
-            " dead_lettered=%s repeated_rounds=%s",
-            self._topic,
-            self.stats.rows_inserted,
-            self.stats.inserts,
-            self.stats.records_skipped,
-            self.stats.records_dead_lettered,
-            self.stats.rounds_repeated,
+            "sink stopped",
+            extra={
+                "topic": self._topic,
+                "rows_inserted": self.stats.rows_inserted,
+                "inserts": self.stats.inserts,
+                "skipped": self.stats.records_skipped,
+                "dead_lettered": self.stats.records_dead_lettered,
+                "repeated_rounds": self.stats.rounds_repeated,
+            },
         )
         return self.stats
 
     def _start(self) -> None:
         self._writer.start()
+        # Writer's schema only: the sink keeps the fields a newer producer added.
         self._deserializer = EventDeserializer(
-            SchemaRegistryClient(self._registry.client_config())
+            SchemaRegistryClient(self._registry.client_config()), resolve=False
+        )
+        self._evolution = TableEvolution(
+            self._writer,
+            self._deserializer,
+            self._subjects,
+            flush=lambda: self._flush(list(self._partitions)),
         )
         self._consumer = Consumer(
             {
@@ -217,7 +238,9 @@ class ClickHouseSink:
             on_revoke=self._assignment.on_revoke,
             on_lost=self._assignment.on_lost,
         )
-        log.info("consuming topic=%s group=%s", self._topic, self._settings.group_id)
+        log.info(
+            "consuming", extra={"topic": self._topic, "group": self._settings.group_id}
+        )
 
     def _loop(self, stop: threading.Event, idle_exit_s: float | None) -> None:
         assert self._consumer is not None
@@ -229,6 +252,8 @@ class ClickHouseSink:
             self._assignment.raise_error()
             for msg in messages:
                 self._handle(msg)
+            if self._lag.due():
+                self._refresh_lag()
 
             if self._flush_due():
                 self._flush(list(self._partitions))
@@ -248,7 +273,11 @@ class ClickHouseSink:
             if error.fatal():
                 raise SinkError(f"Kafka consumer failed: {error}")
             if error.code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error, continuing: %s", error)
+                log.warning(
+                    "consumer error, continuing: %s",
+                    error,
+                    extra={"topic": msg.topic(), "partition": msg.partition()},
+                )
             return
 
         partition, offset = msg.partition(), msg.offset()
@@ -256,6 +285,7 @@ class ClickHouseSink:
         state = self._partitions.get(partition)
         if state is None:
             return
+        self._events_in.inc()
 
         try:
             row = self._to_row(msg, partition, offset)
@@ -280,19 +310,23 @@ class ClickHouseSink:
 
     def _to_row(self, msg: Message, partition: int, offset: int) -> list[Any]:
         """Decode (retrying a registry outage) and build the table row."""
-        assert self._deserializer is not None
+        assert self._deserializer is not None and self._evolution is not None
         deserializer = self._deserializer
-        record = retry(
+        schema_id, record = retry(
             f"decode {self._topic}[{partition}]@{offset}",
-            lambda: deserializer.record(msg.value(), self._topic),
+            lambda: deserializer.decode(msg.value()),
             self._settings,
+        )
+        # A writer schema met for the first time may need columns first.
+        self._evolution.accept(
+            schema_id, topic=self._topic, partition=partition, offset=offset
         )
         kind, millis = msg.timestamp()
         timestamp = (
             kafka_time(millis) if kind != TIMESTAMP_NOT_AVAILABLE else datetime.now(UTC)
         )
         try:
-            return to_row(
+            return self._writer.layout.to_row(
                 record,
                 topic=self._topic,
                 partition=partition,
@@ -301,6 +335,24 @@ class ClickHouseSink:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise EventDecodeError(f"record does not form a row: {exc!r}") from exc
+
+    def _refresh_lag(self) -> None:
+        """High watermark minus position per partition, from the consumer's cache.
+
+        librdkafka keeps the high watermark of every fetch, so this asks
+        Kafka nothing. Its position moves past transaction markers, so a
+        drained partition shows 0 (checked by test_metrics_endpoint).
+        """
+        assert self._consumer is not None
+        tps = [TopicPartition(self._topic, n) for n in self._partitions]
+        lags = {}
+        for tp in self._consumer.position(tps) if tps else []:
+            state = self._partitions.get(tp.partition)
+            watermarks = self._consumer.get_watermark_offsets(tp, cached=True)
+            if state is None or not watermarks or watermarks[1] < 0:
+                continue
+            lags[tp.partition] = max(watermarks[1] - max(state.position, tp.offset), 0)
+        self._lag.update(lags)
 
     def _flush_due(self) -> bool:
         pending = sum(len(p.rows) for p in self._partitions.values())
@@ -342,16 +394,19 @@ class ClickHouseSink:
                 " reads these partitions next leaves them out by the stored-offset"
                 " check",
                 exc,
+                extra={"topic": self._topic},
             )
             return
         for tp in results or offsets:
             if tp.error is not None:
                 log.warning(
-                    "offset not committed topic=%s partition=%s offset=%s: %s",
-                    tp.topic,
-                    tp.partition,
-                    tp.offset,
+                    "offset not committed: %s",
                     tp.error,
+                    extra={
+                        "topic": tp.topic,
+                        "partition": tp.partition,
+                        "offset": tp.offset,
+                    },
                 )
                 continue
             state = self._partitions.get(tp.partition)
@@ -359,9 +414,13 @@ class ClickHouseSink:
                 state.committed = tp.offset
                 state.dirty_since = None
         self.stats.commits += 1
+        metrics.SINK_COMMITS.inc()
         log.debug(
-            "committed %s",
-            " ".join(f"partition={tp.partition} offset={tp.offset}" for tp in offsets),
+            "committed",
+            extra={
+                "topic": self._topic,
+                "offsets": ",".join(f"{tp.partition}:{tp.offset}" for tp in offsets),
+            },
         )
 
     def _close(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from booking_events import metrics
 from booking_events.settings import KafkaSettings
 from sinks.exceptions import DeadLetterError
 
@@ -78,15 +79,17 @@ class DeadLetterSender:
             on_delivery=delivered,
         )
         self._in_flight += 1
+        metrics.SINK_DEAD_LETTERED.labels(REASON).inc()
         log.error(
-            "record sent to the dead-letter topic reason=%s topic=%s partition=%s"
-            " offset=%s dead_letter_topic=%s: %s",
-            REASON,
-            msg.topic(),
-            msg.partition(),
-            msg.offset(),
-            self._topic,
+            "record sent to the dead-letter topic: %s",
             detail,
+            extra={
+                "topic": msg.topic(),
+                "partition": msg.partition(),
+                "offset": msg.offset(),
+                "reason": REASON,
+                "dead_letter_topic": self._topic,
+            },
         )
 
     def confirm(self) -> None:

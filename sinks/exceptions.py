@@ -98,6 +98,53 @@ class SchemaMappingError(SinkError):
     """An Avro type has no ClickHouse column type, or two payloads disagree."""
 
 
+class IncompatibleColumnError(SinkError):
+    """A writer schema gives a field a type its existing column cannot hold.
+
+    ClickHouse could not apply the change safely (a string becoming an int, a
+    non-null column that would receive NULL), so the sink stops before it
+    stores or commits the record: the record and everything after it wait in
+    Kafka until a person migrates the column and restarts the sink.
+
+    Attributes:
+        field: The field (and column) name.
+        table_type: The column's type in ClickHouse.
+        writer_type: The type the writer's schema maps to.
+        schema_id: Registry id of the writer's schema.
+        topic: Topic of the first record written with it.
+        partition: Its partition.
+        offset: Its offset.
+    """
+
+    def __init__(
+        self,
+        *,
+        field: str,
+        table_type: str,
+        writer_type: str,
+        schema_id: int,
+        table: str,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> None:
+        super().__init__(
+            f"field {field!r} of schema id {schema_id} maps to {writer_type}, but"
+            f" column {table}.{field} is {table_type}, which ClickHouse cannot"
+            f" convert safely; stopping before {topic}[{partition}]@{offset}, no"
+            " offset committed (the records wait in Kafka): migrate the column by"
+            " hand (ALTER TABLE ... MODIFY COLUMN) or fix the producer, then"
+            " restart the sink"
+        )
+        self.field = field
+        self.table_type = table_type
+        self.writer_type = writer_type
+        self.schema_id = schema_id
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+
 def classify(exc: BaseException, *, what: str) -> BookingEventsError:
     """Return the project error for a clickhouse-connect (or socket) exception.
 

@@ -22,10 +22,11 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from booking_events import metrics
 from sinks.config import SinkSettings
 from sinks.exceptions import DuplicateTokenError
 from sinks.rebalance import PartitionState, SinkStats
-from sinks.rows import insert_groups
+from sinks.rows import OCCURRED_AT, insert_groups
 from sinks.testing import PausePoints
 from sinks.writer import ClickHouseWriter
 
@@ -74,6 +75,7 @@ class Flusher:
             return
         started = time.monotonic()
         ingested_at = datetime.now(UTC)
+        metrics.SINK_BATCH_SIZE.observe(sum(len(s.rows) for s in batches.values()))
 
         if self._deduplicate:
             self._store_exactly_once(batches, ingested_at)
@@ -82,6 +84,9 @@ class Flusher:
             for state in batches.values():
                 self._insert(state, set(), ingested_at)
 
+        newest = max(max(r[OCCURRED_AT] for r in s.rows) for s in batches.values())
+        metrics.SINK_NEWEST_EVENT.set(newest.timestamp())
+        metrics.SINK_LAST_FLUSH.set_to_current_time()
         for state in batches.values():
             state.offsets, state.rows = [], []
         self.stats.insert_s += time.monotonic() - started
@@ -97,6 +102,7 @@ class Flusher:
             already = sum(len(found) for found in stored.values())
             if attempt == 1:
                 self.stats.records_skipped += already
+                metrics.SINK_ALREADY_STORED.inc(already)
             self._pause.reached("before_insert", self.stats.rows_inserted)
 
             # 2. One block per (partition, month), token = its first offset.
@@ -109,28 +115,29 @@ class Flusher:
             for number, state in batches.items():
                 if counts[number] > len(state.rows):
                     log.error(
-                        "more rows than records topic=%s partition=%s offsets=%s-%s"
-                        " stored=%s records=%s: duplicates from outside this flush"
+                        "more rows than records: duplicates from outside this flush"
                         " (deduplication window exceeded?); run the audit",
-                        self._topic,
-                        number,
-                        state.offsets[0],
-                        state.offsets[-1],
-                        counts[number],
-                        len(state.rows),
+                        extra={
+                            "topic": self._topic,
+                            "partition": number,
+                            "offsets": f"{state.offsets[0]}-{state.offsets[-1]}",
+                            "stored": counts[number],
+                            "records": len(state.rows),
+                        },
                     )
             if not short:
                 return
             self.stats.rounds_repeated += 1
+            metrics.SINK_ROUNDS_REPEATED.inc()
             log.info(
-                "another sink stored some of these records first; sending the rest"
-                " topic=%s %s round=%s",
-                self._topic,
-                " ".join(
-                    f"partition={n} stored={counts[n]} of={len(s.rows)}"
-                    for n, s in short.items()
-                ),
-                attempt,
+                "another sink stored some of these records first; sending the rest",
+                extra={
+                    "topic": self._topic,
+                    "stored": ",".join(
+                        f"{n}:{counts[n]}/{len(s.rows)}" for n, s in short.items()
+                    ),
+                    "round": attempt,
+                },
             )
             batches = short
         raise DuplicateTokenError(
@@ -149,6 +156,7 @@ class Flusher:
         )
         for group in groups:
             rows_before = self.stats.rows_inserted
+            insert_started = time.perf_counter()
             self._writer.insert(
                 group,
                 ingested_at,
@@ -158,5 +166,7 @@ class Flusher:
                     client, rows
                 ),
             )
+            metrics.SINK_INSERT_DURATION.observe(time.perf_counter() - insert_started)
+            metrics.SINK_ROWS_INSERTED.inc(len(group.rows))
             self.stats.inserts += 1
             self.stats.rows_inserted += len(group.rows)

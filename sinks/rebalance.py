@@ -99,10 +99,12 @@ class Assignment:
                     tp.partition, committed=start, position=start
                 )
                 log.info(
-                    "assigned topic=%s partition=%s committed=%s",
-                    self.topic,
-                    tp.partition,
-                    tp.offset,
+                    "assigned",
+                    extra={
+                        "topic": self.topic,
+                        "partition": tp.partition,
+                        "committed": tp.offset,
+                    },
                 )
             self.assigned_at = time.monotonic()
         except BaseException as exc:
@@ -120,17 +122,19 @@ class Assignment:
             for number in numbers:
                 self.states.pop(number, None)
             if numbers:
-                log.info("revoked topic=%s partitions=%s", self.topic, numbers)
+                log.info(
+                    "revoked",
+                    extra={"topic": self.topic, "partitions": _numbers(numbers)},
+                )
 
     def on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = [tp.partition for tp in partitions]
         for number in numbers:
             self.states.pop(number, None)
         log.warning(
-            "partitions lost topic=%s partitions=%s: pending rows dropped"
-            " uncommitted; the new owner reads them again",
-            self.topic,
-            numbers,
+            "partitions lost: pending rows dropped uncommitted; the new owner reads"
+            " them again",
+            extra={"topic": self.topic, "partitions": _numbers(numbers)},
         )
 
     def raise_error(self) -> None:
@@ -138,3 +142,8 @@ class Assignment:
         if self.error is not None:
             error, self.error = self.error, None
             raise error
+
+
+def _numbers(partitions: list[int]) -> str:
+    """``0,3,5``: a list of partitions as one log field value."""
+    return ",".join(str(n) for n in sorted(partitions))

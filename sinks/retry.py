@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from booking_events import metrics
 from sinks.config import SinkSettings
 from sinks.exceptions import RetriesExhaustedError, classify
 
@@ -52,8 +53,12 @@ def retry(what: str, call: Callable[[], T], settings: SinkSettings) -> T:
                     f" {budget_s:g} s (insert_retry_max_s): offsets not committed,"
                     " the events stay in Kafka"
                 ) from exc
+            metrics.SINK_RETRIES.labels(type(error).__name__).inc()
             log.warning(
-                "unavailable, retrying in %.1f s attempt=%s: %s", pause, attempt, error
+                "unavailable, retrying in %.1f s: %s",
+                pause,
+                error,
+                extra={"attempt": attempt, "operation": what},
             )
             time.sleep(pause)
             delay_s = min(delay_s * 2, max_delay_s)

@@ -24,23 +24,29 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sinks.types import table_columns
+from schemas import load_event_schema
+from sinks.defaults import python_value
+from sinks.types import (
+    KAFKA_COLUMNS,
+    Column,
+    envelope_columns,
+    named_types,
+    payload_columns,
+    payload_records,
+    table_columns,
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 COLUMNS = table_columns()
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+"""The contract's columns, in the order of :func:`to_row`'s rows."""
 _INDEX = {name: i for i, name in enumerate(COLUMN_NAMES)}
-_ENVELOPE = ("event_id", "booking_id", "seq", "event_type", "occurred_at", "source")
+_REQUIRED = ("event_id", "booking_id", "seq", "event_type", "occurred_at", "source")
 _KAFKA = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
-_PAYLOAD = tuple(
-    name
-    for name in COLUMN_NAMES
-    if name not in (*_ENVELOPE, *_KAFKA, "schema_version", "ingested_at")
-)
-_UTC_COLUMNS = frozenset(c.name for c in COLUMNS if "DateTime" in c.type)
 INGESTED_AT = _INDEX["ingested_at"]
 OCCURRED_AT = _INDEX["occurred_at"]
+_MISSING = object()
 
 
 def utc(value: datetime) -> datetime:
@@ -55,6 +61,137 @@ def kafka_time(timestamp_ms: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=timestamp_ms)
 
 
+class RowLayout:
+    """Which column each position of a row holds, and how a record fills it.
+
+    It starts with the contract's columns and grows when the sink meets a
+    writer schema with fields the contract lacks (:meth:`learn`). New columns
+    are appended, so every position, ``OCCURRED_AT`` and ``INGESTED_AT``
+    included, keeps its meaning; the sink flushes the rows built with the
+    shorter layout before it grows (``sinks.migrations``).
+
+    A field the record's writer did not have takes the default the newest
+    known schema gives it for that event type: the value Avro resolution
+    would give, so an old producer's event reads as a new one's would.
+    """
+
+    def __init__(self) -> None:
+        self.columns: list[Column] = []
+        self.names: list[str] = []
+        self._index: dict[str, int] = {}
+        self._envelope: list[tuple[str, int]] = []
+        self._payload: list[tuple[str, int]] = []
+        self._utc: list[int] = []
+        self._empty: list[tuple[int, type]] = []  # arrays, maps: never NULL
+        self._envelope_fills: dict[str, Any] = {}
+        self._payload_fills: dict[str, dict[str, Any]] = {}
+        self._add(envelope_columns(), self._envelope)
+        self._add(payload_columns(), self._payload)
+        self._add(list(KAFKA_COLUMNS), [])
+        self._fills(load_event_schema())
+
+    def learn(self, event_schema: dict[str, Any]) -> list[Column]:
+        """Take a writer schema's fields and defaults; return the new columns."""
+        payload = payload_columns(
+            payload_records(event_schema), named_types(event_schema)
+        )
+        new = self._add(envelope_columns(event_schema), self._envelope)
+        new += self._add(payload, self._payload)
+        self._fills(event_schema)
+        return new
+
+    def _add(self, columns: list[Column], kind: list[tuple[str, int]]) -> list[Column]:
+        new = [c for c in columns if c.name not in self._index]
+        for column in new:
+            position = len(self.names)
+            self.columns.append(column)
+            self.names.append(column.name)
+            self._index[column.name] = position
+            kind.append((column.name, position))
+            if column.type.startswith(("Array(", "Map(")):
+                self._empty.append((position, list if column.type[0] == "A" else dict))
+            if "DateTime" in column.type and not column.type.startswith(
+                ("Array", "Map", "Tuple")
+            ):
+                self._utc.append(position)
+        return new
+
+    def _fills(self, event_schema: dict[str, Any]) -> None:
+        names = named_types(event_schema)
+        for spec in event_schema["fields"]:
+            if spec["name"] != "payload" and "default" in spec:
+                value = python_value(spec["type"], spec["default"], names)
+                self._envelope_fills[spec["name"]] = value
+        for record_name, record in payload_records(event_schema).items():
+            fills = self._payload_fills.setdefault(record_name, {})
+            for spec in record["fields"]:
+                if "default" in spec:
+                    value = python_value(spec["type"], spec["default"], names)
+                    fills[spec["name"]] = value
+
+    def to_row(
+        self,
+        record: dict[str, Any],
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp: datetime,
+    ) -> list[Any]:
+        """Return the table row of a decoded record; ``ingested_at`` is left None.
+
+        Args:
+            record: A record decoded with its writer's schema: the envelope
+                fields and ``payload`` as ``(record_name, fields)``.
+            topic: Kafka topic of the record.
+            partition: Its partition.
+            offset: Its offset.
+            timestamp: The Kafka record's timestamp, aware.
+
+        Raises:
+            KeyError: The record lacks a core envelope field.
+        """
+        row: list[Any] = [None] * len(self.names)
+        for name, i in self._envelope:
+            value = record.get(name, _MISSING)
+            if value is _MISSING:
+                if name in _REQUIRED:
+                    raise KeyError(name)
+                value = self._envelope_fills.get(name)
+            row[i] = value
+
+        payload = record["payload"]
+        kind = ""
+        if isinstance(payload, tuple):
+            kind, payload = payload
+        fills = self._payload_fills.get(str(kind).rsplit(".", 1)[-1], {})
+        for name, i in self._payload:
+            value = payload.get(name, _MISSING)
+            row[i] = fills.get(name) if value is _MISSING else value
+
+        index = self._index
+        row[index["kafka_topic"]] = topic
+        row[index["kafka_partition"]] = partition
+        row[index["kafka_offset"]] = offset
+        row[index["kafka_timestamp"]] = timestamp
+
+        event_id = row[index["event_id"]]
+        if not isinstance(event_id, uuid.UUID):
+            row[index["event_id"]] = uuid.UUID(str(event_id))
+        for i in self._utc:
+            value = row[i]
+            if isinstance(value, datetime):
+                row[i] = utc(value)
+        for i, empty in self._empty:
+            if row[i] is None:
+                row[i] = empty()
+        return row
+
+
+_CONTRACT = RowLayout()
+assert tuple(_CONTRACT.names) == COLUMN_NAMES
+
+
 def to_row(
     record: dict[str, Any],
     *,
@@ -63,39 +200,13 @@ def to_row(
     offset: int,
     timestamp: datetime,
 ) -> list[Any]:
-    """Return the table row of a decoded record; ``ingested_at`` is left None.
+    """Return the row of a record in the contract's layout (:data:`COLUMN_NAMES`).
 
-    Args:
-        record: What ``EventDeserializer.record`` returned: the envelope fields
-            and ``payload`` as ``(record_name, fields)``.
-        topic: Kafka topic of the record.
-        partition: Its partition.
-        offset: Its offset.
-        timestamp: The Kafka record's timestamp, aware.
+    See :meth:`RowLayout.to_row`; fields the contract does not list are left out.
     """
-    row: list[Any] = [None] * len(COLUMN_NAMES)
-    for name in _ENVELOPE:
-        row[_INDEX[name]] = record[name]
-    row[_INDEX["schema_version"]] = record.get("schema_version", 1)
-
-    payload = record["payload"]
-    fields = payload[1] if isinstance(payload, tuple) else payload
-    for name in _PAYLOAD:
-        row[_INDEX[name]] = fields.get(name)
-
-    row[_INDEX["kafka_topic"]] = topic
-    row[_INDEX["kafka_partition"]] = partition
-    row[_INDEX["kafka_offset"]] = offset
-    row[_INDEX["kafka_timestamp"]] = timestamp
-
-    event_id = row[_INDEX["event_id"]]
-    if not isinstance(event_id, uuid.UUID):
-        row[_INDEX["event_id"]] = uuid.UUID(str(event_id))
-    for name in _UTC_COLUMNS:
-        value = row[_INDEX[name]]
-        if isinstance(value, datetime):
-            row[_INDEX[name]] = utc(value)
-    return row
+    return _CONTRACT.to_row(
+        record, topic=topic, partition=partition, offset=offset, timestamp=timestamp
+    )
 
 
 def month_of(row: Sequence[Any]) -> int:

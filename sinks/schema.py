@@ -49,16 +49,18 @@ def qualified(database: str, table: str) -> str:
     return f"{quote_identifier(database)}.{quote_identifier(table)}"
 
 
-def _column_ddl(column: Column) -> str:
+def column_ddl(column: Column) -> str:
+    """Return ``name type [DEFAULT expr] COMMENT '...'`` of a column."""
+    default = f" DEFAULT {column.default_sql}" if column.default_sql else ""
     return (
-        f"{quote_identifier(column.name)} {column.type}"
+        f"{quote_identifier(column.name)} {column.type}{default}"
         f" COMMENT {quote_string(column.comment)}"
     )
 
 
 def create_table_sql(database: str, table: str) -> str:
     """Return the CREATE TABLE IF NOT EXISTS statement of the events table."""
-    columns = ",\n    ".join(_column_ddl(c) for c in table_columns())
+    columns = ",\n    ".join(column_ddl(c) for c in table_columns())
     offsets = ", ".join(c.name for c in KAFKA_COLUMNS[:3])
     return (
         f"CREATE TABLE IF NOT EXISTS {qualified(database, table)}\n(\n"
@@ -105,7 +107,7 @@ def ensure_tables(client: Any, database: str, table: str) -> list[str]:
             after = f" AFTER {quote_identifier(previous)}" if previous else " FIRST"
             client.command(
                 f"ALTER TABLE {qualified(database, table)} ADD COLUMN IF NOT EXISTS"
-                f" {_column_ddl(column)}{after}"
+                f" {column_ddl(column)}{after}"
             )
             log.info(
                 "added column table=%s.%s column=%s type=%s",

@@ -59,12 +59,13 @@ class PausePoints:
             return
         self._done = True
         log.warning(
-            "TEST pause point=%s pid=%s seconds=%.1f", point, os.getpid(), self._pause_s
+            "TEST pause",
+            extra={"point": point, "pid": os.getpid(), "seconds": self._pause_s},
         )
         if self._marker is not None:
             self._marker.write_text(f"{point} {os.getpid()}\n")
         time.sleep(self._pause_s)
-        log.warning("TEST pause over point=%s pid=%s", point, os.getpid())
+        log.warning("TEST pause over", extra={"point": point, "pid": os.getpid()})
 
     def insert_settings(self, rows_inserted: int) -> dict[str, int]:
         """Extra settings of the insert that ``inside_insert`` will pause.

@@ -1,8 +1,10 @@
 """The columns of the events table, derived from the Avro contract.
 
 Nothing here lists payload fields by hand: :func:`payload_columns` walks
-``schemas.PAYLOAD_SCHEMAS``, so a field added to a payload record (issue #4,
-schema evolution) becomes a column the next time the sink starts. The rules:
+``schemas.PAYLOAD_SCHEMAS`` (or any writer's schema, :func:`event_columns`), so
+a field added to a payload record becomes a column: at start-up for the
+contract's fields, and before the first record of a newer writer's schema for
+its fields (``sinks.migrations``). The rules (the README's table):
 
 * one column per field name: a name means the same thing in every payload
   record that carries it, so their ClickHouse types must agree;
@@ -13,7 +15,13 @@ schema evolution) becomes a column the next time the sink starts. The rules:
   ``DateTime64(3, 'UTC')``, ``uuid`` -> ``UUID``, ``int`` -> ``Int32``,
   ``long`` -> ``Int64``, ``boolean`` -> ``Bool``, ``string`` -> ``String``, or
   ``LowCardinality(String)`` for the code-like fields in
-  :data:`LOW_CARDINALITY_FIELDS` and for enums;
+  :data:`LOW_CARDINALITY_FIELDS` and for enums, ``timestamp-micros`` ->
+  ``DateTime64(6, 'UTC')``, ``fixed(n)`` -> ``FixedString(n)``;
+* ``array<T>`` -> ``Array(T)``, ``map<T>`` -> ``Map(String, T)``, a nested
+  record -> a named ``Tuple(field T, ...)`` (one column, read back as a dict,
+  rather than flattened columns: a nullable record stays one NULL); arrays and
+  maps are never Nullable (ClickHouse has none), rows without one hold it empty;
+* a column's ``DEFAULT`` is the field's Avro default (``sinks.defaults``);
 * the column comment is the field's Avro ``doc``.
 """
 
@@ -24,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas import PAYLOAD_SCHEMAS, load_event_schema
+from sinks.defaults import python_value, sql_default
 from sinks.exceptions import SchemaMappingError
 
 UTC_MILLIS = "DateTime64(3, 'UTC')"
@@ -78,39 +87,72 @@ class Column:
     name: str
     type: str
     comment: str
+    default_sql: str | None = None
+    """``DEFAULT`` expression from the Avro default; what rows stored before
+    the column was added return (None: the type's own default, NULL or empty)."""
 
 
-def clickhouse_type(avro_type: Any, *, low_cardinality: bool = False) -> str:
+def clickhouse_type(
+    avro_type: Any,
+    *,
+    low_cardinality: bool = False,
+    names: dict[str, Any] | None = None,
+) -> str:
     """Return the ClickHouse type of an Avro field type.
 
     Args:
         avro_type: The field's ``type`` as it appears in the ``.avsc`` JSON.
         low_cardinality: Store strings dictionary-encoded.
+        names: Named types (records, enums, fixed) defined elsewhere in the
+            schema, by full and by short name, for fields that refer to one.
 
     Raises:
-        SchemaMappingError: The type (a map, an array, a multi-type union) has
-            no column mapping yet.
+        SchemaMappingError: The type (a union of several non-null types, a
+            nullable array or map) has no column mapping.
     """
+    names = names or {}
+    if isinstance(avro_type, str) and avro_type in names:
+        avro_type = names[avro_type]
     if isinstance(avro_type, list):
         branches = [t for t in avro_type if t != "null"]
         if len(branches) != 1 or len(avro_type) > 2:
             raise SchemaMappingError(
                 f"only [null, T] unions map to a column: {avro_type}"
             )
-        inner = clickhouse_type(branches[0], low_cardinality=low_cardinality)
+        inner = clickhouse_type(
+            branches[0], low_cardinality=low_cardinality, names=names
+        )
         if len(avro_type) == 1:
             return inner
+        if inner.startswith(("Array(", "Map(")):
+            raise SchemaMappingError(
+                f"ClickHouse cannot store NULL apart from an empty {inner}: declare"
+                f" the field {branches[0]!r} without null and default it to empty"
+            )
         return make_nullable(inner)
 
     if isinstance(avro_type, dict):
+        kind = avro_type.get("type")
         logical = avro_type.get("logicalType")
         if logical == "decimal":
             return f"Decimal({avro_type['precision']}, {avro_type.get('scale', 0)})"
         if logical in _LOGICAL:
             return _LOGICAL[logical]
-        if avro_type.get("type") == "enum":
+        if kind == "enum":
             return "LowCardinality(String)"
-        return clickhouse_type(avro_type["type"], low_cardinality=low_cardinality)
+        if kind == "fixed":
+            return f"FixedString({int(avro_type['size'])})"
+        if kind == "array":
+            return f"Array({clickhouse_type(avro_type['items'], names=names)})"
+        if kind == "map":
+            return f"Map(String, {clickhouse_type(avro_type['values'], names=names)})"
+        if kind == "record":
+            elements = ", ".join(
+                f"{f['name']} {clickhouse_type(f['type'], names=names)}"
+                for f in avro_type["fields"]
+            )
+            return f"Tuple({elements})"
+        return clickhouse_type(kind, low_cardinality=low_cardinality, names=names)
 
     if avro_type == "string" and low_cardinality:
         return "LowCardinality(String)"
@@ -119,9 +161,37 @@ def clickhouse_type(avro_type: Any, *, low_cardinality: bool = False) -> str:
     raise SchemaMappingError(f"no ClickHouse type for Avro type {avro_type!r}")
 
 
+def named_types(schema: Any, namespace: str | None = None) -> dict[str, Any]:
+    """Every record, enum and fixed defined in ``schema``, by full and short name."""
+    table: dict[str, Any] = {}
+    if isinstance(schema, list):
+        for branch in schema:
+            table.update(named_types(branch, namespace))
+    elif isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind in ("record", "enum", "fixed"):
+            name = str(schema["name"])
+            ns = schema.get("namespace", namespace)
+            full = name if "." in name or not ns else f"{ns}.{name}"
+            table[full] = table[full.rsplit(".", 1)[-1]] = schema
+            for field in schema.get("fields", []):
+                table.update(named_types(field["type"], full.rpartition(".")[0]))
+        elif kind == "array":
+            table.update(named_types(schema["items"], namespace))
+        elif kind == "map":
+            table.update(named_types(schema["values"], namespace))
+        elif isinstance(kind, (dict, list)):
+            table.update(named_types(kind, namespace))
+    return table
+
+
 def make_nullable(ch_type: str) -> str:
-    """Wrap a type in Nullable; LowCardinality keeps the outer position."""
-    if ch_type.startswith("Nullable("):
+    """Wrap a type in Nullable; LowCardinality keeps the outer position.
+
+    Arrays and maps stay as they are (ClickHouse has no nullable ones): rows
+    without a value hold an empty one.
+    """
+    if ch_type.startswith(("Nullable(", "Array(", "Map(")):
         return ch_type
     if ch_type.startswith("LowCardinality("):
         return f"LowCardinality(Nullable({ch_type[len('LowCardinality(') : -1]}))"
@@ -135,41 +205,66 @@ def base_type(ch_type: str) -> str:
     return ch_type.replace("LowCardinality(Nullable(String))", "LowCardinality(String)")
 
 
-def envelope_columns() -> list[Column]:
-    """Columns of the envelope fields, typed from ``BookingEvent.avsc``."""
+def envelope_columns(event_schema: dict[str, Any] | None = None) -> list[Column]:
+    """Columns of the envelope fields of ``event_schema`` (the contract's default)."""
+    schema = event_schema if event_schema is not None else load_event_schema()
+    names = named_types(schema)
     columns = []
-    for field in load_event_schema()["fields"]:
+    for field in schema["fields"]:
         if field["name"] == "payload":
             continue
         name = field["name"]
         ch_type = ENVELOPE_TYPE_OVERRIDES.get(name) or clickhouse_type(
-            field["type"], low_cardinality=name in LOW_CARDINALITY_FIELDS
+            field["type"], low_cardinality=name in LOW_CARDINALITY_FIELDS, names=names
         )
-        columns.append(Column(name, ch_type, field.get("doc", "")))
+        default = None
+        if "default" in field:
+            value = python_value(field["type"], field["default"], names)
+            default = sql_default(ch_type, {"*": value}, every_type=True)
+        columns.append(Column(name, ch_type, field.get("doc", ""), default))
     return columns
+
+
+def payload_records(event_schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The payload record schemas of an event schema, by short name."""
+    names = named_types(event_schema)
+    payload = next(f for f in event_schema["fields"] if f["name"] == "payload")
+    branches = payload["type"] if isinstance(payload["type"], list) else [payload]
+    records = {}
+    for branch in branches:
+        record = names.get(branch, branch) if isinstance(branch, str) else branch
+        if isinstance(record, dict) and record.get("type") == "record":
+            records[str(record["name"]).rsplit(".", 1)[-1]] = record
+    return records
 
 
 def payload_columns(
     payload_schemas: dict[str, dict[str, Any]] | None = None,
+    names: dict[str, Any] | None = None,
 ) -> list[Column]:
     """Columns of the union of all payload fields, in order of first appearance.
 
     Args:
         payload_schemas: Payload record schemas by name; the contract's by default.
+        names: Named types the records refer to (see :func:`named_types`).
 
     Raises:
         SchemaMappingError: Two records give one field name different types.
     """
     records = payload_schemas if payload_schemas is not None else PAYLOAD_SCHEMAS
+    names = names if names is not None else named_types(list(records.values()))
     types: dict[str, str] = {}
     docs: dict[str, dict[str, str]] = {}
+    defaults: dict[str, dict[str, Any]] = {}
     nullable: set[str] = set()
 
     for record_name, record in records.items():
         for field in record["fields"]:
             name = field["name"]
             ch_type = clickhouse_type(
-                field["type"], low_cardinality=name in LOW_CARDINALITY_FIELDS
+                field["type"],
+                low_cardinality=name in LOW_CARDINALITY_FIELDS,
+                names=names,
             )
             if ch_type != base_type(ch_type):
                 nullable.add(name)
@@ -180,6 +275,9 @@ def payload_columns(
                     f" {base_type(ch_type)} in {record_name}: rename one of them"
                 )
             docs.setdefault(name, {})[record_name] = field.get("doc", "")
+            if "default" in field:
+                value = python_value(field["type"], field["default"], names)
+                defaults.setdefault(name, {})[event_type(record_name)] = value
 
     columns = []
     for name, ch_type in types.items():
@@ -187,8 +285,17 @@ def payload_columns(
         partial = len(carriers) < len(records)
         if partial or name in nullable:
             ch_type = make_nullable(ch_type)
-        columns.append(Column(name, ch_type, _payload_comment(carriers, partial)))
+        default = sql_default(ch_type, defaults.get(name, {}), every_type=not partial)
+        comment = _payload_comment(carriers, partial)
+        columns.append(Column(name, ch_type, comment, default))
     return columns
+
+
+def event_columns(event_schema: dict[str, Any]) -> list[Column]:
+    """Envelope and payload columns of any writer's event schema."""
+    names = named_types(event_schema)
+    payload = payload_columns(payload_records(event_schema), names)
+    return [*envelope_columns(event_schema), *payload]
 
 
 def _payload_comment(carriers: dict[str, str], partial: bool) -> str:

@@ -32,7 +32,7 @@ from sinks import analytics
 from sinks.config import SinkSettings
 from sinks.exceptions import SchemaMappingError
 from sinks.retry import retry
-from sinks.rows import COLUMN_NAMES, INGESTED_AT, InsertGroup
+from sinks.rows import INGESTED_AT, InsertGroup, RowLayout
 from sinks.schema import ensure_tables, quote_identifier
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,18 @@ class ClickHouseWriter:
         self._table = settings.table
         self._client: Any = None
         self._column_types: list[str] = []
+        self.layout = RowLayout()
+        """Columns of the rows; grows with the writer schemas met (sinks.migrations)."""
+
+    @property
+    def database(self) -> str:
+        """Database of the events table."""
+        return self._database
+
+    @property
+    def table(self) -> str:
+        """Name of the events table."""
+        return self._table
 
     @property
     def client(self) -> Any:
@@ -77,11 +89,22 @@ class ClickHouseWriter:
                     self._client, self._database, self._table
                 ),
             )
-        types = dict(
+        self.refresh_types()
+        log.info(
+            "ClickHouse ready",
+            extra={
+                "url": self._clickhouse.url,
+                "table": f"{self._database}.{self._table}",
+            },
+        )
+
+    def table_types(self) -> dict[str, str]:
+        """The events table's columns as ClickHouse has them: name -> type."""
+        return dict(
             self._retry(
                 "read the table's columns",
                 lambda: (
-                    self._client.query(
+                    self.client.query(
                         "SELECT name, type FROM system.columns"
                         " WHERE database = {db:String} AND table = {table:String}",
                         parameters={"db": self._database, "table": self._table},
@@ -89,17 +112,39 @@ class ClickHouseWriter:
                 ),
             )
         )
-        missing = [name for name in COLUMN_NAMES if name not in types]
+
+    def refresh_types(self) -> None:
+        """Learn the types of the layout's columns (sent with every insert)."""
+        types = self.table_types()
+        missing = [name for name in self.layout.names if name not in types]
         if missing:
             raise SchemaMappingError(
                 f"table {self._database}.{self._table} lacks columns {missing}"
             )
-        self._column_types = [types[name] for name in COLUMN_NAMES]
-        log.info(
-            "ClickHouse ready url=%s table=%s.%s",
-            self._clickhouse.url,
-            self._database,
-            self._table,
+        self._column_types = [types[name] for name in self.layout.names]
+
+    def execute(self, what: str, statement: str) -> None:
+        """Run one statement (DDL), retrying while ClickHouse is away."""
+        self._retry(what, lambda: self.client.command(statement))
+
+    def insert_rows(
+        self, table: str, rows: list[list[Any]], names: list[str], token: str
+    ) -> None:
+        """Insert a small block into another table of the database, once per token."""
+        settings = {
+            "async_insert": 0,
+            "insert_deduplicate": 1,
+            "insert_deduplication_token": token,
+        }
+        self._retry(
+            f"insert into {self._database}.{table}",
+            lambda: self.client.insert(
+                table,
+                rows,
+                column_names=names,
+                database=self._database,
+                settings=settings,
+            ),
         )
 
     def close(self) -> None:
@@ -194,7 +239,7 @@ class ClickHouseWriter:
                 return self.client.insert(
                     self._table,
                     columns,
-                    column_names=COLUMN_NAMES,
+                    column_names=self.layout.names,
                     database=self._database,
                     column_type_names=self._column_types,
                     column_oriented=True,
@@ -208,14 +253,15 @@ class ClickHouseWriter:
             send,
         )
         log.debug(
-            "inserted topic=%s partition=%s offsets=%s-%s month=%s rows=%s ms=%.1f",
-            group.topic,
-            group.partition,
-            group.offsets[0],
-            group.offsets[-1],
-            group.month,
-            len(group.rows),
-            (time.monotonic() - started) * 1000,
+            "inserted",
+            extra={
+                "topic": group.topic,
+                "partition": group.partition,
+                "offsets": f"{group.offsets[0]}-{group.offsets[-1]}",
+                "month": group.month,
+                "rows": len(group.rows),
+                "ms": round((time.monotonic() - started) * 1000, 1),
+            },
         )
 
     def _where(self, ranges: Mapping[int, tuple[int, int]]) -> str:

@@ -8,10 +8,10 @@ job failed. ``--debug`` shows tracebacks and debug logs.
 from __future__ import annotations
 
 import logging
-import sys
 
 import click
 
+from booking_events import logs
 from booking_events.exceptions import (
     BookingEventsError,
     ConfigurationError,
@@ -26,18 +26,6 @@ EXIT_FAILURE = 3
 EXIT_INTERRUPTED = 130
 
 log = logging.getLogger(__name__)
-
-# Client libraries log every request at INFO, and clickhouse-connect and
-# urllib3 warn with a traceback before raising the error this command line
-# explains anyway; without --debug they keep only what is worse.
-NOISY_LOGGERS = {
-    "httpx": logging.WARNING,
-    "httpx2": logging.WARNING,
-    "kafka": logging.WARNING,
-    "aiokafka": logging.WARNING,
-    "clickhouse_connect": logging.ERROR,
-    "urllib3": logging.ERROR,
-}
 
 
 def one_line_error(exc: BaseException) -> tuple[str, int] | None:
@@ -114,13 +102,9 @@ def main(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy, level in NOISY_LOGGERS.items():
-        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else level)
+    # One event per line, text or JSON (BOOKING_EVENTS_LOG_FORMAT), for every
+    # subcommand and the libraries under it.
+    logs.configure(debug)
 
     # Before any subcommand reads its settings, so that a misspelt name fails
     # here instead of silently leaving a default in place. Help always works.

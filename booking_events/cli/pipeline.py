@@ -7,6 +7,7 @@ import time
 
 import click
 
+from booking_events import metrics
 from booking_events.cli.main import EXIT_INTERRUPTED
 from booking_events.pipeline import peak_rss_mib, run_pipeline
 
@@ -45,6 +46,9 @@ def command(
     from booking_events.stack.config import StackSettings
 
     state_dir = StackSettings().state_dir
+    # The job's own metrics (the replay's producer); its workers get the
+    # next two ports (booking_events.pipeline.worker_metrics_env).
+    metrics.serve(role="pipeline")
     stack_peaks: dict[str, float] = {}
     if local_stack:
         from booking_events.stack import LocalStack

@@ -7,8 +7,15 @@ import logging
 
 import click
 
+from booking_events import metrics
 from booking_events.cli.main import EXIT_FAILURE
-from booking_events.settings import KafkaSettings, RegistrySettings, TopicSettings
+from booking_events.exceptions import ConfigurationError
+from booking_events.settings import (
+    KafkaSettings,
+    MetricsSettings,
+    RegistrySettings,
+    TopicSettings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +42,13 @@ def command(ctx: click.Context, skip_topic_check: bool) -> None:
 
     settings = ProcessorSettings()
     kafka, topics = KafkaSettings(), TopicSettings()
+    metrics_settings = MetricsSettings()
+    if metrics_settings.port and metrics_settings.port == settings.web_port:
+        raise ConfigurationError(
+            f"BOOKING_EVENTS_METRICS_PORT and BOOKING_EVENTS_PROCESSOR_WEB_PORT are"
+            f" both {settings.web_port}: faust's web server and the metrics"
+            " endpoint need distinct ports"
+        )
     if not skip_topic_check:
         check_topics(kafka, topics)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -43,7 +57,8 @@ def command(ctx: click.Context, skip_topic_check: bool) -> None:
     # process (tests) independent.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    app = create_app(settings, kafka, RegistrySettings(), topics)
+    app = create_app(settings, kafka, RegistrySettings(), topics, metrics_settings)
+    metrics.serve(metrics_settings, role="processor")
     debug = bool(ctx.obj and ctx.obj.get("debug"))
     worker = faust.Worker(
         app,
@@ -56,19 +71,22 @@ def command(ctx: click.Context, skip_topic_check: bool) -> None:
     # The progress spinner writes terminal escapes into the logs.
     worker.spinner = None
     log.info(
-        "processor %s starting: %s -> %s | %s, guarantee %s",
-        settings.app_id,
-        topics.raw,
-        topics.validated,
-        topics.dead_letter,
-        settings.processing_guarantee,
+        "processor starting",
+        extra={
+            "app_id": settings.app_id,
+            "topic": topics.raw,
+            "validated_topic": topics.validated,
+            "dead_letter_topic": topics.dead_letter,
+            "guarantee": settings.processing_guarantee,
+        },
     )
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
         if exc.code not in (0, None):
             log.error(
-                "processor %s stopped on an error (exit %s)", settings.app_id, exc.code
+                "processor stopped on an error",
+                extra={"app_id": settings.app_id, "exit_code": exc.code},
             )
             ctx.exit(EXIT_FAILURE)
-    log.info("processor %s stopped", settings.app_id)
+    log.info("processor stopped", extra={"app_id": settings.app_id})

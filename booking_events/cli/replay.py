@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from booking_events import metrics
 from producers import BookingEventProducer
 from producers.hotel_rates import events_in_time_order, load_bookings
 from producers.loadgen import with_copies
@@ -32,6 +33,7 @@ def command(
 ) -> None:
     """Turn each real booking into its lifecycle events and produce them in time
     order, keyed by booking id."""
+    metrics.serve(role="replay")
     bookings = load_bookings()[:limit]
     events = events_in_time_order(with_copies(bookings, copies))
     with BookingEventProducer() as producer:

@@ -9,9 +9,11 @@ from types import FrameType
 
 import click
 
+from booking_events import metrics
 from booking_events.settings import (
     ClickHouseSettings,
     KafkaSettings,
+    MetricsSettings,
     RegistrySettings,
     TopicSettings,
 )
@@ -47,13 +49,16 @@ def command(idle_exit_s: float | None) -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
+    metrics_settings = MetricsSettings()
     sink = ClickHouseSink(
         KafkaSettings(),
         RegistrySettings(),
         ClickHouseSettings(),
         TopicSettings(),
         SinkSettings(),
+        metrics_settings,
     )
+    metrics.serve(metrics_settings, role="sink")
     stats = sink.run(stop_event=stop, idle_exit_s=idle_exit_s)
     click.echo(
         f"rows_inserted={stats.rows_inserted} skipped={stats.records_skipped}"

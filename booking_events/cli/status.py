@@ -18,10 +18,10 @@ from sinks.config import SinkSettings
 def command() -> None:
     """Show lag per partition for the processor and sink consumer groups, and
     how fresh the ClickHouse event log is."""
-    topics = TopicSettings()
+    topics, sink = TopicSettings(), SinkSettings()
     groups = {
         ProcessorSettings().app_id: topics.raw,
-        SinkSettings().group_id: topics.validated,
+        sink.group_id: topics.validated,
     }
     lags = consumer_lag(KafkaSettings(), groups)
 
@@ -44,7 +44,7 @@ def command() -> None:
         console.print(f"{group}: total lag {total}")
 
     now = datetime.now(UTC)
-    fresh = freshness(ClickHouseSettings())
+    fresh = freshness(ClickHouseSettings(), sink.table)
     event_age = fresh.event_age_s(now)
     ingest_age = fresh.ingest_age_s(now)
     console.print(

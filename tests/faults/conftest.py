@@ -91,6 +91,38 @@ def booking_events(count: int, start: int = 0) -> list[BookingEvent]:
     return events_in_time_order(_all_bookings()[start : start + count])
 
 
+WORKER_LOG_LINES = 25
+"""How much of each worker's log a failed fault test shows: its last lines."""
+
+NOTABLE = re.compile(r" (WARNING|ERROR|CRITICAL) ")
+
+
+def worker_log_digest(log: Path, tail: int = WORKER_LOG_LINES) -> str:
+    """The warnings and errors of a worker log, then its last ``tail`` lines.
+
+    CI keeps only the end of the output, so a failed fault test carries this
+    digest instead of whole logs: enough to tell a hung recovery from a crash.
+    """
+    lines = log.read_text(errors="replace").splitlines()
+    notable = [line[:300] for line in lines if NOTABLE.search(line)][-tail:]
+    last = [line[:300] for line in lines[-tail:]]
+    header = f"-- {len(notable)} warning/error lines (last {tail}):"
+    return "\n".join([header, *notable, f"-- last {len(last)} lines:", *last])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:
+    """A failed fault test reports its workers' logs (see ``worker_log_digest``)."""
+    report = yield
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and tmp_path is not None:
+        for log in sorted((tmp_path / "logs").glob("*.log")):
+            report.sections.append((f"worker log {log.name}", worker_log_digest(log)))
+    return report
+
+
 @dataclass
 class FaultWorker:
     """A pipeline worker that a test may kill, pause, resume and restart.

@@ -7,6 +7,7 @@ Compose would run them.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,12 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from booking_events import metrics
 from booking_events.settings import (
     ClickHouseSettings,
     KafkaSettings,
+    LogSettings,
+    MetricsSettings,
     RegistrySettings,
     TopicSettings,
 )
@@ -26,6 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "deploy" / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA = ROOT / "deploy" / "grafana"
+DASHBOARD = GRAFANA / "dashboards" / "booking-events.json"
 
 # Every settings class whose variables the compose file may set. Add the
 # classes of new stages (producers, processors, sinks) here when they land.
@@ -34,16 +41,12 @@ SETTINGS_CLASSES: list[type[BaseSettings]] = [
     RegistrySettings,
     ClickHouseSettings,
     TopicSettings,
+    MetricsSettings,
+    LogSettings,
 ]
 
-# Variables allowed although no class above declares them yet.
-EXTRA_ENV_NAMES = {
-    # The metrics settings land with issue #5; until then compose sets the
-    # port the processor and the sink will serve Prometheus metrics on.
-    "BOOKING_EVENTS_METRICS_PORT",
-}
-
 INFRA_SERVICES = ("kafka", "schema-registry", "clickhouse")
+OBSERVABILITY_SERVICES = ("prometheus", "grafana")
 PIPELINE_SERVICES = ("topics-init", "processor", "sink", "replay")
 SUBCOMMANDS = {
     "topics-init": ["topics", "create"],
@@ -107,7 +110,8 @@ def _dockerfile_instructions(name: str) -> list[str]:
 
 
 def test_every_service_exists(services: dict[str, Any]) -> None:
-    assert set(INFRA_SERVICES + PIPELINE_SERVICES) <= set(services)
+    expected = INFRA_SERVICES + PIPELINE_SERVICES + OBSERVABILITY_SERVICES
+    assert set(expected) <= set(services)
 
 
 def test_compose_specification_has_no_version_key(compose: dict[str, Any]) -> None:
@@ -173,7 +177,7 @@ def test_sink_waits_for_a_healthy_clickhouse(services: dict[str, Any]) -> None:
 def test_every_booking_events_variable_is_a_setting() -> None:
     # Scan the raw text, so variables in interpolations and anchors count too.
     used = set(re.findall(r"BOOKING_EVENTS_[A-Z0-9_]+", COMPOSE_FILE.read_text()))
-    unknown = used - _settings_env_names() - EXTRA_ENV_NAMES
+    unknown = used - _settings_env_names()
     assert not unknown, f"no settings field reads {sorted(unknown)}"
 
 
@@ -237,3 +241,87 @@ def test_dockerignore_keeps_what_pip_install_needs() -> None:
     needed = {"pyproject.toml", "README.md", "booking_events", "schemas"}
     assert not ignored & needed
     assert "*" not in ignored
+
+
+@pytest.mark.parametrize("name", OBSERVABILITY_SERVICES)
+def test_observability_has_healthcheck_pinned_image_and_volume(
+    services: dict[str, Any], name: str
+) -> None:
+    service = services[name]
+
+    test = service["healthcheck"]["test"]
+    assert test[0] in {"CMD", "CMD-SHELL"} and len(test) > 1
+    _, _, tag = service["image"].rpartition(":")
+    assert re.match(r"^v?\d+\.\d+\.\d+$", tag), f"{name}: tag {tag} is not pinned"
+    assert service["restart"] == "unless-stopped"
+    named = [str(v).split(":")[0] for v in service["volumes"]]
+    assert any(not v.startswith(".") for v in named), f"{name}: no data volume"
+
+
+def test_grafana_is_provisioned_from_deploy(services: dict[str, Any]) -> None:
+    grafana = services["grafana"]
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    mounted = {str(v).split(":")[0] for v in grafana["volumes"]}
+    assert {"./grafana/provisioning", "./grafana/dashboards"} <= mounted
+    for source in mounted - {"grafana-data"}:
+        assert (COMPOSE_FILE.parent / source).is_dir(), source
+
+    datasources = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yaml").read_text()
+    )["datasources"]
+    assert datasources[0]["url"] == "http://prometheus:9090"
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    uids = {
+        target["datasource"]["uid"]
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+    }
+    assert uids == {datasources[0]["uid"]}
+
+
+def test_prometheus_scrapes_every_metrics_port(services: dict[str, Any]) -> None:
+    prometheus = services["prometheus"]
+    mounted = {str(v).split(":")[0] for v in prometheus["volumes"]}
+    assert "./prometheus/prometheus.yml" in mounted
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    scraped = {
+        (name, sd["port"])
+        for job in config["scrape_configs"]
+        for sd in job.get("dns_sd_configs", [])
+        for name in sd["names"]
+    }
+    for name in ("processor", "sink", "replay"):
+        env = _environment(services[name])
+        port = int(env["BOOKING_EVENTS_METRICS_PORT"])
+        assert (name, port) in scraped, f"prometheus does not scrape {name}:{port}"
+        assert str(port) in {str(p) for p in services[name].get("expose", [])}
+        # Bound to every interface, or the prometheus container cannot reach it.
+        assert env["BOOKING_EVENTS_METRICS_BIND"] == "0.0.0.0"
+
+
+def test_dashboard_queries_only_defined_metrics() -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"booking_events_[a-z0-9_]+", target["expr"])
+    }
+    assert queried, "the dashboard queries no booking_events metric"
+    unknown = queried - metrics.sample_names()
+    assert not unknown, f"not defined in booking_events/metrics.py: {sorted(unknown)}"
+
+
+def test_dashboard_shows_what_issue_5_asks_for() -> None:
+    text = DASHBOARD.read_text(encoding="utf-8")
+    for name in (
+        "booking_events_processor_events_in_total",
+        "booking_events_processor_events_out_total",
+        "booking_events_processor_dead_lettered_total",
+        "booking_events_processor_duplicates_dropped_total",
+        "booking_events_consumer_lag_records",
+        "booking_events_sink_insert_duration_seconds_bucket",
+        "booking_events_sink_batch_size_rows_bucket",
+        "booking_events_producer_produce_errors_total",
+    ):
+        assert name in text, f"the dashboard does not show {name}"

@@ -55,8 +55,9 @@ def test_every_variable_some_settings_class_reads_is_accepted() -> None:
             "BOOKING_EVENTS_SINK_GROUP_ID": "g",
             "BOOKING_EVENTS_STACK_KAFKA_PORT": "19092",
             "BOOKING_EVENTS_STACK_STATE_DIR": "/tmp/s",
-            # Set by deploy/compose.yaml ahead of its settings class.
             "BOOKING_EVENTS_METRICS_PORT": "9464",
+            "BOOKING_EVENTS_METRICS_BIND": "0.0.0.0",
+            "BOOKING_EVENTS_LOG_FORMAT": "json",
             "OTHER_PREFIX_URLL": "ignored",
         }
     )

@@ -52,7 +52,12 @@ def test_low_cardinality_strings_stay_low_cardinality_when_nullable() -> None:
 
 @pytest.mark.parametrize(
     "avro_type",
-    [{"type": "map", "values": "int"}, ["null", "int", "string"], "fixed"],
+    [
+        ["null", {"type": "map", "values": "int"}],
+        ["null", {"type": "array", "items": "int"}],
+        ["null", "int", "string"],
+        "fixed",
+    ],
 )
 def test_unmapped_types_are_refused(avro_type: object) -> None:
     with pytest.raises(SchemaMappingError):
