@@ -24,6 +24,7 @@ from booking_events.settings import (
     RegistrySettings,
     TopicSettings,
 )
+from processors import faust_fixes
 from processors.broker import broker_options
 from processors.config import ProcessorSettings
 from processors.preflight import output_limits
@@ -54,6 +55,7 @@ def create_app(
     (``booking_events.metrics.serve``).
     """
     metrics_settings = metrics_settings or MetricsSettings()
+    faust_fixes.apply()
     app = faust.App(
         settings.app_id,
         **broker_options(kafka),
