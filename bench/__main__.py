@@ -27,6 +27,7 @@ from bench.arms import ARMS, Context
 from bench.arms.base import ArmError
 from bench.measure import stack_pids
 from bench.profiles import ArmResult, ProfileTimeout, drain, rate_limited
+from booking_events import logs
 from booking_events.settings import ClickHouseSettings, KafkaSettings, RegistrySettings
 from booking_events.stack import LocalStack, StackPorts, StackSettings
 
@@ -100,7 +101,7 @@ def ensure_quix_venv(venv: Path) -> Path | None:
     python = venv / "bin" / "python"
     if python.exists():
         return python
-    log.info("creating the quix virtualenv venv=%s (first use only)", venv)
+    log.info("creating the quix virtualenv (first use only)", extra={"venv": str(venv)})
     try:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run(
@@ -134,7 +135,7 @@ def machine() -> dict[str, object]:
 
 
 def failed(arm: str, profile: str, rep: int, exc: Exception) -> ArmResult:
-    log.error("arm failed arm=%s profile=%s: %s", arm, profile, exc)
+    log.error("arm failed: %s", exc, extra={"arm": arm, "profile": profile})
     return ArmResult(arm, profile, rep, 0, 0.0, stats.NAN, note=str(exc))
 
 
@@ -174,7 +175,9 @@ def run(args: argparse.Namespace) -> int:
                 if reason:
                     results.append(failed(name, "drain", rep, RuntimeError(reason)))
                     continue
-                log.info("drain rep=%s arm=%s events=%s", rep, name, len(records))
+                log.info(
+                    "drain", extra={"rep": rep, "arm": name, "events": len(records)}
+                )
                 try:
                     results.append(drain(arm, records, pids, rep, args.timeout_s))
                 except (ArmError, ProfileTimeout) as exc:
@@ -191,7 +194,12 @@ def run(args: argparse.Namespace) -> int:
                 if arm.available():
                     continue
                 log.info(
-                    "latency arm=%s rate_eps=%.0f seconds=%.0f", name, rate, duration
+                    "latency",
+                    extra={
+                        "arm": name,
+                        "rate_eps": round(rate),
+                        "seconds": round(duration),
+                    },
                 )
                 try:
                     result, _ = rate_limited(
@@ -242,7 +250,7 @@ def run_soak(
     events.generate(path, needed, ctx.registry)
     records = events.read(path)
     arm = ARMS["pipeline"](ctx, f"s{session}soak")
-    log.info("soak minutes=%s rate_eps=%.0f", args.soak_minutes, rate)
+    log.info("soak", extra={"minutes": args.soak_minutes, "rate_eps": round(rate)})
     result, sampler = rate_limited(
         arm,
         records,
@@ -274,13 +282,8 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("kafka", "urllib3", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The project's log lines: coordinates as key=value pairs (or JSON fields).
+    logs.configure()
     return run(parse_args(argv))
 
 

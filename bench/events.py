@@ -59,11 +59,13 @@ def generate(path: Path, events: int, registry: RegistrySettings) -> int:
             out.write(key)
             out.write(value)
     log.info(
-        "events generated count=%s copies=%s bytes=%s path=%s",
-        len(ordered),
-        copies,
-        path.stat().st_size,
-        path,
+        "events generated",
+        extra={
+            "count": len(ordered),
+            "copies": copies,
+            "bytes": path.stat().st_size,
+            "path": str(path),
+        },
     )
     return len(ordered)
 

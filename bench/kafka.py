@@ -115,11 +115,13 @@ def produce(
             f" {topic}; first error: {failures[:1]}"
         )
     log.info(
-        "produced topic=%s records=%s seconds=%.1f rate_eps=%.0f",
-        topic,
-        sent,
-        elapsed,
-        sent / elapsed if elapsed else 0.0,
+        "produced",
+        extra={
+            "topic": topic,
+            "records": sent,
+            "seconds": round(elapsed, 1),
+            "rate_eps": round(sent / elapsed) if elapsed else 0,
+        },
     )
     return sent, elapsed
 

@@ -169,15 +169,16 @@ def audit(
         until=until,
     )
     log.info(
-        "audited produced=%s stored=%s dead_lettered=%s lost=%s duplicated=%s"
-        " unexpected=%s order_violations=%s clean=%s",
-        report.produced,
-        report.stored,
-        report.dead_lettered,
-        len(lost),
-        len(duplicated),
-        len(unexpected),
-        len(violations),
-        report.clean,
+        "audited",
+        extra={
+            "produced": report.produced,
+            "stored": report.stored,
+            "dead_lettered": report.dead_lettered,
+            "lost": len(lost),
+            "duplicated": len(duplicated),
+            "unexpected": len(unexpected),
+            "order_violations": len(violations),
+            "clean": report.clean,
+        },
     )
     return report

@@ -37,7 +37,16 @@ NOISY_LOGGERS = {
     "aiokafka": logging.WARNING,
     "clickhouse_connect": logging.ERROR,
     "urllib3": logging.ERROR,
+    "librdkafka": logging.WARNING,
 }
+
+KAFKA_CLIENT_LOG = logging.getLogger("librdkafka")
+"""Logger of librdkafka's own lines: pass it as a client's ``logger``.
+
+Without it librdkafka writes ``%3|...|FAIL|...`` lines straight to stderr,
+past the formatter, and a JSON log stream stops being JSON. The lines arrive
+when the client is polled (consume, poll, flush).
+"""
 
 
 def fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -95,13 +104,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, default=str, ensure_ascii=False)
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time of each record."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 
@@ -110,13 +119,23 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+_json = False
+
+
+def json_lines() -> bool:
+    """True when :func:`configure` set up JSON lines: stderr takes nothing else."""
+    return _json
+
+
 def configure(debug: bool = False, settings: LogSettings | None = None) -> None:
     """Send every logger's records to stderr in the configured format.
 
     Replaces the handler an earlier call installed (tests run several commands
     in one process) and leaves other handlers (pytest's) alone.
     """
+    global _json
     settings = settings or LogSettings()
+    _json = settings.format == "json"
     handler = _StderrHandler()
     formatter = JsonFormatter() if settings.format == "json" else TextFormatter()
     handler.setFormatter(formatter)

@@ -166,7 +166,7 @@ _SUFFIXES = {
 
 def sample_names() -> set[str]:
     """Every series name the metrics above expose (``..._total``, ``..._bucket``)."""
-    names = set()
+    names: set[str] = set()
     for metric in ALL:
         for family in metric.describe():
             names.update(family.name + s for s in _SUFFIXES[family.type])

@@ -189,10 +189,10 @@ def worker_metrics_env(offset: int) -> dict[str, str]:
 def stored_rows(clickhouse: ClickHouseSettings) -> int:
     client = clickhouse_connect.get_client(**clickhouse.client_kwargs())
     try:
-        exists = client.command(f"EXISTS TABLE {clickhouse.database}.{TABLE}")
-        if not int(exists):
+        table = f"{clickhouse.database}.{TABLE}"
+        if not client.query(f"EXISTS TABLE {table}").result_rows[0][0]:
             return 0
-        return int(client.command(f"SELECT count() FROM {clickhouse.database}.{TABLE}"))
+        return int(client.query(f"SELECT count() FROM {table}").result_rows[0][0])
     finally:
         client.close()
 

@@ -425,5 +425,14 @@ def reconcile(
         duplicated_ids=sorted([*duplicated, *unexpected]),
         duplicated=sum(duplicated.values()) + sum(stored[i] for i in unexpected),
     )
-    log.info("reconciled %s", result.line())
+    log.info(
+        "reconciled",
+        extra={
+            "produced": result.produced,
+            "stored": result.stored,
+            "dead_lettered": result.dead_lettered,
+            "lost": result.lost,
+            "duplicated": result.duplicated,
+        },
+    )
     return result

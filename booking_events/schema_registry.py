@@ -110,10 +110,12 @@ def register(
         except Exception as exc:
             raise _service_error(exc, f"registering {subject}") from exc
         log.info(
-            "schema registered subject=%s schema_id=%s compatibility=%s",
-            subject,
-            schema_id,
-            read_back,
+            "schema registered",
+            extra={
+                "subject": subject,
+                "schema_id": schema_id,
+                "compatibility": read_back,
+            },
         )
         done.append(Registration(subject, schema_id, read_back))
     return done
@@ -152,7 +154,11 @@ def check(registry: SchemaRegistryClient, schema_str: str, subject: str) -> Chec
         )
     elif not ok:
         problems.extend(
-            explain(json.loads(latest.schema.schema_str), json.loads(schema_str), level)
+            explain(
+                json.loads(latest.schema.schema_str or "{}"),
+                json.loads(schema_str),
+                level,
+            )
         )
         if len(problems) == 0:
             problems.append(

@@ -118,9 +118,10 @@ def _records_between(
             if not messages:
                 return count
             for msg in messages:
-                if msg.error() is None:
+                error = msg.error()
+                if error is None:
                     count += 1
-                elif msg.error().code() == KafkaError._PARTITION_EOF:
+                elif error.code() == KafkaError._PARTITION_EOF:
                     return count
     finally:
         consumer.close()

@@ -41,4 +41,4 @@ async def fresh_highwaters(thread: Any, partitions: Iterable[Any]) -> Mapping[An
 
 def apply() -> None:
     """Make faust's Kafka consumer thread use :func:`fresh_highwaters`."""
-    faust_aiokafka.AIOKafkaConsumerThread._highwaters = fresh_highwaters  # type: ignore[method-assign]
+    faust_aiokafka.AIOKafkaConsumerThread._highwaters = fresh_highwaters  # type: ignore[method-assign,assignment]

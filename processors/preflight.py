@@ -12,6 +12,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from booking_events.exceptions import ConfigurationError
+from booking_events.logs import KAFKA_CLIENT_LOG
 from booking_events.settings import KafkaSettings, TopicSettings
 from processors.exceptions import ProcessorError
 
@@ -32,7 +33,7 @@ def check_topics(
     Every topic must exist with ``topics.partitions`` partitions: outputs go to
     the partition number their source came from.
     """
-    admin = AdminClient(kafka.librdkafka())
+    admin = AdminClient(kafka.librdkafka(), logger=KAFKA_CLIENT_LOG)
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
@@ -71,7 +72,7 @@ def output_limits(
     exactly-once a record the broker refuses would fail its whole transaction,
     so an output too large is dead-lettered as ``oversized`` instead.
     """
-    admin = AdminClient(kafka.librdkafka())
+    admin = AdminClient(kafka.librdkafka(), logger=KAFKA_CLIENT_LOG)
     resources = [
         ConfigResource(ResourceType.TOPIC, name)
         for name in (topics.validated, topics.dead_letter)

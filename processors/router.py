@@ -198,10 +198,16 @@ class EventRouter:
         event_id: str | None,
     ) -> Output:
         reason = violations[0].code
-        log.debug(
-            "dead-lettering: %s",
-            violations[0].detail,
-            extra=source.log_fields(event_id=event_id, reason=reason),
+        # One line per dead letter, at warning: the event leaves the pipeline.
+        ids = {"event_id": event_id} if event_id is not None else {}
+        log.warning(
+            "event rejected: sent to the dead-letter topic, not to the validated one",
+            extra=source.log_fields(
+                **ids,
+                reason=reason,
+                detail="; ".join(v.detail for v in violations),
+                dead_letter_topic=self._topics.dead_letter,
+            ),
         )
         self.counts[f"dlq.{reason}"] += 1
         self.counts["dead_lettered"] += 1
@@ -324,7 +330,8 @@ class EventRouter:
         """
         group = self._app.assignor.group_for_topic(source.topic)
         tid = f"{self._app.conf.id}-{group}-{source.partition}"
-        producer = self._app.producer
+        # faust 0.15 internals (see the module docstring); not in ProducerT.
+        producer: Any = self._app.producer
         transaction = producer._transaction_producers.get(tid)
         if transaction is None:
             log.warning(

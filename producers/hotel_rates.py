@@ -155,7 +155,7 @@ def lifecycle(booking: Booking, *, source: str = SOURCE) -> list[BookingEvent]:
     created = datetime.combine(
         booking.arrival_date - timedelta(days=booking.lead_time_days), time(8, 0), UTC
     ) + timedelta(minutes=(booking.row * 37) % 360)
-    terms = {
+    terms: dict[str, Any] = {
         "arrival_date": booking.arrival_date,
         "departure_date": booking.departure_date,
         "adults": booking.adults,

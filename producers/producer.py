@@ -31,6 +31,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from booking_events import metrics
+from booking_events.logs import KAFKA_CLIENT_LOG
 from booking_events.settings import KafkaSettings, RegistrySettings, TopicSettings
 from producers.config import ProducerSettings
 from producers.exceptions import (
@@ -106,6 +107,7 @@ class BookingEventProducer:
             "delivery.timeout.ms": self._settings.delivery_timeout_ms,
             # Same key -> same partition as the Java client and faust.
             "partitioner": "murmur2_random",
+            "logger": KAFKA_CLIENT_LOG,
         }
         self._producer = Producer(conf)
         # new_client: a mock:// URL gives the in-process registry (unit tests).
@@ -142,7 +144,9 @@ class BookingEventProducer:
             self._count_error("encode")
             raise
         event_id = str(event.event_id)
-        headers = [("event_type", event.event_type.value.encode())]
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("event_type", event.event_type.value.encode())
+        ]
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
             self._pending.pop(event_id, None)

@@ -48,7 +48,8 @@ class BookingEvent:
     Attributes:
         booking_id: The booking the event belongs to; the Kafka key.
         seq: Position in the booking's history, 1 for the first event.
-        occurred_at: When it happened; must be timezone-aware, stored as UTC.
+        occurred_at: When it happened; must be timezone-aware. Kept as UTC,
+            cut to whole milliseconds (the contract's precision).
         source: The emitting system. Left empty, the producer fills in its own.
         event_id: Unique id; a random UUID unless given.
         schema_version: Contract version the event was built against.
@@ -76,7 +77,11 @@ class BookingEvent:
                 f"occurred_at must be timezone-aware, got naive {self.occurred_at}"
                 f" ({self.booking_id} seq {self.seq}): a naive time is ambiguous"
             )
-        object.__setattr__(self, "occurred_at", self.occurred_at.astimezone(UTC))
+        # The contract's precision (timestamp-millis): cut here, where the
+        # caller can see it, so the event holds exactly what is stored.
+        at = self.occurred_at.astimezone(UTC)
+        at = at.replace(microsecond=at.microsecond // 1000 * 1000)
+        object.__setattr__(self, "occurred_at", at)
         if isinstance(self.event_id, str):
             object.__setattr__(self, "event_id", uuid.UUID(self.event_id))
 
@@ -277,7 +282,7 @@ class UnlistedEvent(BookingEvent):
     payload_name: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
 
-    @property  # type: ignore[misc]
+    @property
     def event_type(self) -> EventType:  # type: ignore[override]
         """The symbol as an unlisted ``EventType`` value."""
         return unlisted_event_type(self.type_name)

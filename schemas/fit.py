@@ -17,9 +17,12 @@ from typing import Any
 
 INT_RANGE = (-(2**31), 2**31 - 1)
 LONG_RANGE = (-(2**63), 2**63 - 1)
+_INT_LOW, _INT_HIGH = INT_RANGE
+_CHECKED_BY_FASTAVRO = ("string", "boolean", "float", "double", "bytes")
+"""Primitives whose non-null values fastavro refuses itself when they misfit."""
 
 
-def misfits(schema: Any, record: Any) -> list[str]:
+def misfits(schema: Any, record: Any, names: dict[str, Any] | None = None) -> list[str]:
     """Return why ``record`` does not fit ``schema`` (parsed JSON); empty if it does.
 
     Args:
@@ -27,10 +30,19 @@ def misfits(schema: Any, record: Any) -> list[str]:
             name after their definition, as in any ``.avsc``).
         record: The value in fastavro's shape (unions of records as
             ``(name, fields)`` tuples or plain dicts).
+        names: ``named_types(schema)``, when the caller keeps it: walking the
+            schema for its names costs as much as checking a record.
     """
+    if names is None:
+        names = named_types(schema)
+    return _check(schema, record, "", names)
+
+
+def named_types(schema: Any) -> dict[str, Any]:
+    """The records, enums and fixed types of ``schema``, by full and short name."""
     names: dict[str, Any] = {}
     _collect(schema, None, names)
-    return _check(schema, record, "", names)
+    return names
 
 
 def _collect(schema: Any, namespace: str | None, names: dict[str, Any]) -> None:
@@ -60,8 +72,11 @@ def _where(path: str) -> str:
 
 
 def _check(schema: Any, value: Any, path: str, names: dict[str, Any]) -> list[str]:
-    if isinstance(schema, str) and schema in names:
-        schema = names[schema]
+    if isinstance(schema, str):
+        if schema in names:
+            schema = names[schema]
+        elif value is not None and schema not in ("int", "long"):
+            return []  # a primitive: fastavro checks its Python type
     if isinstance(schema, list):
         return _union(schema, value, path, names)
     kind = schema.get("type") if isinstance(schema, dict) else schema
@@ -108,7 +123,8 @@ def _union(
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
         short = value[0].rsplit(".", 1)[-1]
         for branch in branches:
-            if isinstance(branch, dict) and str(branch.get("name", "")).endswith(short):
+            name = str(branch.get("name", "")) if isinstance(branch, dict) else ""
+            if name.rsplit(".", 1)[-1] == short:
                 label = f"{path}<{short}>" if path else short
                 return _check(branch, value[1], label, names)
         return [f"{_where(path)}: {value[0]} is not a branch of its union"]
@@ -131,7 +147,18 @@ def _record(
             if "default" not in field:
                 problems.append(f"field {prefix}{name} is missing and has no default")
             continue
-        problems += _check(field["type"], value[name], f"{prefix}{name}", names)
+        kind, item = field["type"], value[name]
+        if type(kind) is list and len(kind) == 2 and kind[0] == "null":
+            if item is None:
+                continue
+            kind = kind[1]
+        if type(kind) is str and item is not None:
+            # Most fields: no need to walk them.
+            if kind in _CHECKED_BY_FASTAVRO:
+                continue
+            if kind == "int" and type(item) is int and _INT_LOW <= item <= _INT_HIGH:
+                continue
+        problems += _check(kind, item, f"{prefix}{name}", names)
     return problems
 
 

@@ -36,7 +36,7 @@ from schemas.exceptions import (
     RegistryUnavailableError,
     UnknownSchemaError,
 )
-from schemas.fit import misfits
+from schemas.fit import misfits, named_types
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class EventSerializer:
         schema_str: str = EVENT_SCHEMA,
     ) -> None:
         self._schema = json.loads(schema_str)
+        self._names = named_types(self._schema)
         self._serializer = AvroSerializer(
             registry,
             schema_str,
@@ -111,7 +112,7 @@ class EventSerializer:
         """
         ctx = SerializationContext(topic, MessageField.VALUE)
         record = _to_record(event, ctx)
-        problems = misfits(self._schema, record)
+        problems = misfits(self._schema, record, self._names)
         if problems:
             raise EventEncodeError(
                 f"{record.get('event_type')} does not fit the contract, nothing was"

@@ -88,6 +88,7 @@ from confluent_kafka import (
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from booking_events import metrics
+from booking_events.logs import KAFKA_CLIENT_LOG
 from booking_events.settings import (
     ClickHouseSettings,
     KafkaSettings,
@@ -230,6 +231,7 @@ class ClickHouseSink:
                     100, min(3000, self._settings.session_timeout_ms // 3)
                 ),
                 "max.poll.interval.ms": self._settings.max_poll_interval_ms(),
+                "logger": KAFKA_CLIENT_LOG,
             }
         )
         self._consumer.subscribe(

@@ -15,6 +15,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from booking_events import metrics
+from booking_events.logs import KAFKA_CLIENT_LOG
 from booking_events.settings import KafkaSettings
 from sinks.exceptions import DeadLetterError
 
@@ -50,6 +51,7 @@ class DeadLetterSender:
                     "enable.idempotence": True,
                     "acks": "all",
                     "delivery.timeout.ms": self._delivery_timeout_ms,
+                    "logger": KAFKA_CLIENT_LOG,
                 }
             )
         original = msg.headers() or []
@@ -80,14 +82,17 @@ class DeadLetterSender:
         )
         self._in_flight += 1
         metrics.SINK_DEAD_LETTERED.labels(REASON).inc()
+        # The processor validated it, so losing it from the table is a failure.
+        event_id = _header(headers, "event_id")
         log.error(
-            "record sent to the dead-letter topic: %s",
-            detail,
+            "event not stored: sent to the dead-letter topic",
             extra={
                 "topic": msg.topic(),
                 "partition": msg.partition(),
                 "offset": msg.offset(),
+                **({"event_id": event_id} if event_id else {}),
                 "reason": REASON,
+                "detail": detail,
                 "dead_letter_topic": self._topic,
             },
         )
@@ -115,3 +120,13 @@ class DeadLetterSender:
         if self._producer is not None:
             self._producer.flush(self._delivery_timeout_ms / 1000 + 5)
             self._producer = None
+
+
+def _header(headers: list[tuple[str, Any]], name: str) -> str | None:
+    """The first value of header ``name`` as text, or None."""
+    for key, value in headers:
+        if key == name and isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        if key == name and isinstance(value, str):
+            return value
+    return None

@@ -18,6 +18,7 @@ everything once, without token and without either check.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from datetime import UTC, datetime
@@ -162,8 +163,8 @@ class Flusher:
                 ingested_at,
                 deduplicate=self._deduplicate,
                 extra_settings=self._pause.insert_settings(rows_before),
-                body=lambda client, rows=rows_before: self._pause.inside_insert(
-                    client, rows
+                body=functools.partial(
+                    self._pause.inside_insert, rows_inserted=rows_before
                 ),
             )
             metrics.SINK_INSERT_DURATION.observe(time.perf_counter() - insert_started)

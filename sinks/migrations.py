@@ -25,9 +25,10 @@ makes the events table able to hold it:
 
 Every step is idempotent: the statements say ``IF NOT EXISTS``, the plan is
 made against the table as it is (another sink, or this one before a restart,
-may have migrated it already), and the record's insert carries the token
-``<table>/<schema id>`` in a table with a deduplication window, so each
-schema id is recorded once however many sinks meet it. Columns are never
+may have migrated it already), and a schema id is recorded only when
+``schema_migrations`` lacks it; the insert carries the token
+``<table>/<schema id>`` in a table with a deduplication window, so two sinks
+meeting a new id at the same moment still record it once. Columns are never
 dropped or retyped: a field a newer schema removed keeps its column, and rows
 without it get the column's default (NULL for a nullable one).
 """
@@ -206,6 +207,10 @@ class TableEvolution:
                 MIGRATIONS_DDL.format(table=target),
             )
             self._ready = True
+        # The token alone is not enough: ClickHouse remembers only the last
+        # tokens of its window, and a restarted sink records every id again.
+        if self._recorded(target, schema_id):
+            return
         subject, version = self._version(schema_id)
         row = [
             writer.table,
@@ -239,6 +244,16 @@ class TableEvolution:
             version,
             len(statements),
         )
+
+    def _recorded(self, target: str, schema_id: int) -> bool:
+        """Whether ``schema_id`` already has its row (a restart, another sink)."""
+        rows = self._writer.query_rows(
+            f"look up schema id {schema_id} in {MIGRATIONS_TABLE}",
+            f"SELECT count() FROM {target}"
+            " WHERE table = {table:String} AND schema_id = {id:UInt32}",
+            {"table": self._writer.table, "id": schema_id},
+        )
+        return bool(rows[0][0])
 
     def _version(self, schema_id: int) -> tuple[str, int | None]:
         """The subject and version of ``schema_id``, as far as the registry says."""

@@ -110,21 +110,22 @@ def ensure_tables(client: Any, database: str, table: str) -> list[str]:
                 f" {column_ddl(column)}{after}"
             )
             log.info(
-                "added column table=%s.%s column=%s type=%s",
-                database,
-                table,
-                column.name,
-                column.type,
+                "added column",
+                extra={
+                    "table": f"{database}.{table}",
+                    "column": column.name,
+                    "type": column.type,
+                },
             )
         elif _normalise(existing[column.name]) != _normalise(column.type):
             log.warning(
-                "column type differs from the contract, kept as it is:"
-                " table=%s.%s column=%s table_type=%s contract_type=%s",
-                database,
-                table,
-                column.name,
-                existing[column.name],
-                column.type,
+                "column type differs from the contract, kept as it is",
+                extra={
+                    "table": f"{database}.{table}",
+                    "column": column.name,
+                    "table_type": existing[column.name],
+                    "contract_type": column.type,
+                },
             )
         previous = column.name
 

@@ -127,6 +127,17 @@ class ClickHouseWriter:
         """Run one statement (DDL), retrying while ClickHouse is away."""
         self._retry(what, lambda: self.client.command(statement))
 
+    def query_rows(
+        self, what: str, sql: str, parameters: Mapping[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """Run one small query, retrying while ClickHouse is away."""
+        return list(
+            self._retry(
+                what,
+                lambda: self.client.query(sql, parameters=parameters).result_rows,
+            )
+        )
+
     def insert_rows(
         self, table: str, rows: list[list[Any]], names: list[str], token: str
     ) -> None:

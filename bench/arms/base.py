@@ -87,7 +87,7 @@ class Arm:
                     env={**self.ctx.env, **python_path_env(), **extra_env},
                     cwd=self.dir,
                 )
-            log.debug("worker started arm=%s name=%s", self.name, name)
+            log.debug("worker started", extra={"arm": self.name, "worker": name})
         return {name: p.pid for name, p in self.workers.items()}
 
     def check_alive(self) -> None:
@@ -117,7 +117,8 @@ class Arm:
                 codes[name] = process.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 log.warning(
-                    "worker did not stop, killing arm=%s name=%s", self.name, name
+                    "worker did not stop, killing it",
+                    extra={"arm": self.name, "worker": name},
                 )
                 process.kill()
                 codes[name] = process.wait()

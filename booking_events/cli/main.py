@@ -24,6 +24,8 @@ EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_FAILURE = 3
 EXIT_INTERRUPTED = 130
+EXIT_BUG = 1
+"""An unexpected exception: what Python exits with when it shows a traceback."""
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +75,30 @@ class _Cli(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
-            if ctx.obj and ctx.obj.get("debug"):
+            # ctx.obj is only filled once the group's callback has run.
+            debug = bool(ctx.obj and ctx.obj.get("debug"))
+            if debug and not logs.json_lines():
                 raise
-            click.secho("interrupted", fg="red", err=True)
+            if logs.json_lines():
+                log.warning("interrupted", extra={"exit_code": EXIT_INTERRUPTED})
+            else:
+                click.secho("interrupted", fg="red", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:
+            debug = bool(ctx.obj and ctx.obj.get("debug"))
             explained = one_line_error(exc)
-            if explained is None or (ctx.obj and ctx.obj.get("debug")):
+            if logs.json_lines():
+                # The last line is a JSON object too, its traceback (under
+                # --debug, or for a bug) in the one-line exc field.
+                code = EXIT_BUG if explained is None else explained[1]
+                log.error(
+                    "command failed: %s",
+                    exc if explained is None else explained[0],
+                    exc_info=debug or explained is None,
+                    extra={"exit_code": code},
+                )
+                ctx.exit(code)
+            if explained is None or debug:
                 raise
             message, code = explained
             click.secho(f"error: {message}", fg="red", err=True)

@@ -70,13 +70,13 @@ def serve(data_dir: Path, http_port: int, tcp_port: int, host: str) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     config = write_config(Path.cwd(), host, http_port, tcp_port)
     log.info(
-        "ClickHouse serving %s on http=%s:%s tcp=%s:%s config=%s",
-        data_dir,
-        host,
-        http_port,
-        host,
-        tcp_port,
-        config,
+        "ClickHouse serving",
+        extra={
+            "data_dir": str(data_dir),
+            "http": f"{host}:{http_port}",
+            "tcp": f"{host}:{tcp_port}",
+            "config": str(config),
+        },
     )
     try:
         _chdb.query(SERVE_FOREVER, "TabSeparated", path=str(data_dir))  # type: ignore[attr-defined]

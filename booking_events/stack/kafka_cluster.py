@@ -84,7 +84,7 @@ class KafkaCluster:
             node.launch(fresh=fresh)
         for node in self.nodes:
             node.wait_healthy(max(1.0, deadline - time.monotonic()))
-        log.info("kafka cluster healthy bootstrap=%s", self.bootstrap)
+        log.info("kafka cluster healthy", extra={"bootstrap": self.bootstrap})
 
     def stop(self) -> None:
         stop_all(self.nodes, self.settings.stop_timeout_s)

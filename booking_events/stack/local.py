@@ -125,9 +125,9 @@ class LocalStack:
                 stop_all(started, self.settings.stop_timeout_s)
                 raise
         log.info(
-            "local stack healthy in %.1fs state_dir=%s",
+            "local stack healthy in %.1f s",
             time.monotonic() - began,
-            self.state_dir,
+            extra={"state_dir": str(self.state_dir)},
         )
 
     def stop(self) -> None:

@@ -209,7 +209,11 @@ class Service(abc.ABC):
             )
         self.pid_file.write_text(f"{self._child.pid}\n")
         self.ports_file.write_text(json.dumps(dict(self.ports)) + "\n")
-        log.info("started %s pid=%s log=%s", self.name, self._child.pid, self.log_file)
+        log.info(
+            "started %s",
+            self.name,
+            extra={"pid": self._child.pid, "log": str(self.log_file)},
+        )
         return True
 
     def wait_healthy(self, timeout_s: float = 120.0) -> None:
@@ -244,14 +248,14 @@ class Service(abc.ABC):
             log.debug("%s is not running", self.name)
             return
 
-        log.info("stopping %s pid=%s", self.name, pid)
+        log.info("stopping %s", self.name, extra={"pid": pid})
         _signal_group(pid, signal.SIGTERM)
         if not self._wait_exit(pid, timeout_s):
             log.warning(
-                "%s pid=%s ignored SIGTERM for %.0fs; killing it (unflushed data lost)",
+                "%s ignored SIGTERM for %.0f s; killing it (unflushed data lost)",
                 self.name,
-                pid,
                 timeout_s,
+                extra={"pid": pid},
             )
             _signal_group(pid, signal.SIGKILL)
             if not self._wait_exit(pid, 10.0):

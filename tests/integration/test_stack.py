@@ -39,7 +39,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         rss = subprocess.run(
             ["ps", "-o", "rss=", "-p", str(service.pid())], capture_output=True
         ).stdout.decode()
-        log.info("%s rss=%s KiB", name, rss.strip())
+        log.info("%s memory", name, extra={"rss_kib": rss.strip()})
 
     yield local
     local.stop()

@@ -5,6 +5,7 @@ No service runs here: "down" is a loopback port nothing listens on.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -221,3 +222,23 @@ def test_events_kept_from_an_earlier_run_do_not_count_as_drained(
             timeout_s=5,
             baseline=692,
         )
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_with_json_logs_the_final_error_is_a_json_line_too(
+    monkeypatch: pytest.MonkeyPatch, closed_port: int, debug: bool
+) -> None:
+    monkeypatch.setenv("BOOKING_EVENTS_LOG_FORMAT", "json")
+    monkeypatch.setenv(
+        "BOOKING_EVENTS_CLICKHOUSE_URL", f"http://127.0.0.1:{closed_port}"
+    )
+
+    result = run(*(["--debug"] if debug else []), "query", "SELECT 1")
+
+    assert result.exit_code == 3
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert lines[-1]["level"] == "error"
+    assert lines[-1]["exit_code"] == 3
+    assert "could not be reached" in lines[-1]["msg"]
+    # --debug still shows the traceback: inside the line, not after it.
+    assert ("Traceback" in lines[-1].get("exc", "")) is debug

@@ -325,3 +325,54 @@ def test_dashboard_shows_what_issue_5_asks_for() -> None:
         "booking_events_producer_produce_errors_total",
     ):
         assert name in text, f"the dashboard does not show {name}"
+
+
+def _label_names() -> dict[str, set[str]]:
+    """Series name -> the labels it carries (``le`` on histogram buckets)."""
+    labels: dict[str, set[str]] = {}
+    for metric in metrics.ALL:
+        for family in metric.describe():
+            for name in metrics.sample_names():
+                if name.startswith(family.name):
+                    extra = {"le"} if name.endswith("_bucket") else set()
+                    labels[name] = set(metric._labelnames) | extra
+    return labels
+
+
+def test_dashboard_queries_only_labels_its_metrics_carry() -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    known = _label_names()
+    problems = []
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr, legend = target["expr"], target.get("legendFormat", "")
+            names = re.findall(r"booking_events_[a-z0-9_]+", expr)
+            carried = set().union(*(known.get(n, set()) for n in names))
+            grouped = re.findall(r"\bby\s*\(([^)]*)\)", expr)
+            kept = {g.strip() for group in grouped for g in group.split(",")}
+            selected = set(re.findall(r"[{,]\s*([a-z_]+)\s*(?:=~|!=|!~|=)", expr))
+            shown = set(re.findall(r"\{\{\s*([a-z_]+)\s*\}\}", legend))
+            where = f"{panel['title']}: {expr}"
+            if kept - carried or selected - carried:
+                problems.append(f"{where} uses {sorted((kept | selected) - carried)}")
+            # An aggregation drops every label it does not group by.
+            visible = (
+                kept if re.search(r"\b(sum|max|min|avg|count)\b", expr) else carried
+            )
+            if shown - visible:
+                problems.append(f"{where} shows {sorted(shown - visible)}")
+    assert problems == []
+
+
+def test_documented_replay_runs_are_reachable_by_prometheus() -> None:
+    # `compose run` gives its container the service's name only with
+    # --use-aliases; without it the dns_sd target `replay` resolves to nothing.
+    docs = [COMPOSE_FILE, PROMETHEUS_CONFIG, COMPOSE_FILE.parent / "README.md"]
+    runs = [
+        (path.name, line)
+        for path in docs
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if re.search(r"\brun\b.*\breplay\b", line) and "compose" in line
+    ]
+    assert runs
+    assert [run for run in runs if "--use-aliases" not in run[1]] == []

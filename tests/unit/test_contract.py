@@ -159,6 +159,25 @@ def test_non_utc_times_are_stored_as_the_same_instant(
     assert decoded.occurred_at == datetime(2017, 7, 1, 15, 0, tzinfo=UTC)
 
 
+def test_microseconds_are_cut_where_the_event_is_built(
+    registry: SchemaRegistryClient,
+) -> None:
+    at = datetime(2017, 7, 1, 15, 0, 0, 123_987, tzinfo=UTC)
+    event = GuestCheckedIn(
+        booking_id="B-3",
+        seq=1,
+        occurred_at=at,
+        room_type="A",
+        adults=1,
+        children=0,
+        babies=0,
+    )
+    assert event.occurred_at == at.replace(microsecond=123_000)
+
+    data = EventSerializer(registry, auto_register=True).serialize(event, "raw")
+    assert EventDeserializer(registry).event(data, "raw") == event
+
+
 def test_naive_datetime_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         RoomAssigned(

@@ -6,6 +6,7 @@ import re
 import socket
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from factories import booking_created
@@ -179,3 +180,21 @@ def test_the_router_counts_each_outcome_by_topic_and_reason() -> None:
     assert sample(out, topic=topics.dead_letter, outcome="dead_lettered") == 1
     after = sample(reason[0], reason=reason[1]), sample(duplicates)
     assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+
+
+def test_the_readme_lists_every_metric_with_its_labels() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    documented = {
+        m.group(1): set(filter(None, (m.group(2) or "").split(",")))
+        for m in re.finditer(
+            r"^\| `(booking_events_[a-z_]+)(?:\{([a-z_,]+)\})?` \|", readme, re.M
+        )
+    }
+    defined = {
+        family.name + ("_total" if family.type == "counter" else ""): set(
+            metric._labelnames
+        )
+        for metric in metrics.ALL
+        for family in metric.describe()
+    }
+    assert documented == defined

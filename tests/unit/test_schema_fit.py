@@ -19,6 +19,7 @@ from schemas import (
     EventType,
     GuestCheckedOut,
     UnlistedEvent,
+    fit,
 )
 from schemas.fit import misfits
 
@@ -145,3 +146,30 @@ def test_a_newer_writers_known_event_is_resolved_to_the_contract(
 
     assert "loyalty_tier" not in resolved["payload"][1]
     assert as_written["payload"][1]["loyalty_tier"] == "gold"
+
+
+def test_a_payload_is_checked_against_its_own_record_not_a_namesake() -> None:
+    schema = evolved.contract()
+    payload = next(f for f in schema["fields"] if f["name"] == "payload")
+    lenient = {"type": "record", "name": "OldGuestCheckedOut", "fields": []}
+    payload["type"].insert(0, lenient)
+    record = checkout(Decimal("10.005")).to_avro()
+
+    problems = misfits(schema, record)
+
+    assert problems and "payload<GuestCheckedOut>.total_amount" in problems[0]
+
+
+def test_the_serializer_walks_the_schema_for_names_once_not_per_event(
+    registry: SchemaRegistryClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    walks: list[object] = []
+    collect = fit._collect
+    monkeypatch.setattr(fit, "_collect", lambda *a: walks.append(a) or collect(*a))
+    serializer = EventSerializer(registry, auto_register=True)
+    walks.clear()
+
+    for seq in range(1, 4):
+        serializer.serialize(booking_created(seq=seq), "raw")
+
+    assert walks == []
