@@ -280,7 +280,8 @@ class EventDeserializer:
         resolved = self._resolve and writer != self._reader
         reader = self._reader if resolved else None
         log.debug(
-            "writer schema cached schema_id=%s resolved=%s", schema_id, bool(reader)
+            "writer schema cached",
+            extra={"schema_id": schema_id, "resolved": bool(reader)},
         )
         return writer, reader
 

@@ -186,11 +186,12 @@ class TableEvolution:
         for statement in statements:
             writer.execute(f"schema id {schema_id}: add a column", statement)
             log.info(
-                "migrated table=%s.%s schema_id=%s: %s",
-                writer.database,
-                writer.table,
-                schema_id,
-                statement,
+                "table migrated for a new writer schema",
+                extra={
+                    "table": f"{writer.database}.{writer.table}",
+                    "schema_id": schema_id,
+                    "statement": statement,
+                },
             )
         if grows:
             writer.layout.learn(schema)
@@ -236,13 +237,14 @@ class TableEvolution:
             token=f"{writer.table}/{schema_id}",
         )
         log.info(
-            "schema ready table=%s.%s schema_id=%s subject=%s version=%s statements=%s",
-            writer.database,
-            writer.table,
-            schema_id,
-            subject,
-            version,
-            len(statements),
+            "writer schema recorded in schema_migrations",
+            extra={
+                "table": f"{writer.database}.{writer.table}",
+                "schema_id": schema_id,
+                "subject": subject,
+                "version": version,
+                "statements": len(statements),
+            },
         )
 
     def _recorded(self, target: str, schema_id: int) -> bool:
@@ -260,7 +262,12 @@ class TableEvolution:
         try:
             pairs = self._deserializer.registry.get_schema_versions(schema_id)
         except Exception as exc:  # the record is a label; the migration is done
-            log.warning("no version found for schema_id=%s: %s", schema_id, exc)
+            log.warning(
+                "registry gave no subject and version for the schema; recorded"
+                " without them: %s",
+                exc,
+                extra={"schema_id": schema_id},
+            )
             return "", None
         for wanted in self._subjects:
             for pair in pairs:
