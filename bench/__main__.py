@@ -37,6 +37,8 @@ QUIX_REQUIREMENTS = [
     "quixstreams[avro]==3.28.1",
     "clickhouse-connect>=1.12,<2",
     "pydantic-settings>=2.7,<3",
+    # The app imports this project's event builders, which count into metrics.
+    "prometheus-client>=0.20",
 ]
 DEFAULT_QUIX_VENV = Path.home() / ".cache" / "booking-events-bench" / "quix-venv"
 
@@ -97,13 +99,20 @@ def stack_for_bench() -> LocalStack:
 
 
 def ensure_quix_venv(venv: Path) -> Path | None:
-    """The interpreter of the quix virtualenv, created on first use."""
+    """The interpreter of the quix virtualenv, created or updated on first use.
+
+    A stamp file holds the requirements it was installed with; a venv from an
+    older list gets the current one installed over it.
+    """
     python = venv / "bin" / "python"
-    if python.exists():
+    stamp = venv / "booking-events-requirements.txt"
+    wanted = "\n".join(QUIX_REQUIREMENTS) + "\n"
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
-    log.info("creating the quix virtualenv (first use only)", extra={"venv": str(venv)})
+    log.info("installing the quix virtualenv", extra={"venv": str(venv)})
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run(
             [str(python), "-m", "pip", "install", "--quiet", *QUIX_REQUIREMENTS],
             check=True,
@@ -111,6 +120,7 @@ def ensure_quix_venv(venv: Path) -> Path | None:
     except (OSError, subprocess.CalledProcessError) as exc:
         log.warning("quix arm unavailable: %s", exc)
         return None
+    stamp.write_text(wanted)
     return python
 
 

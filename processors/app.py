@@ -92,6 +92,10 @@ def create_app(
         internal=False,
     )
     # Keys and values are bytes (raw codec) that the router encodes itself.
+    # Held in memory, one entry per booking ever seen and never evicted: about
+    # 300 bytes per booking, so the worker's memory grows with the number of
+    # bookings (the soak: +5.2 MiB/min at 1,036 events/s). Expiring finished
+    # bookings is open work (#5).
     table = app.Table(
         STATE_TABLE,
         default=None,
