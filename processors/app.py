@@ -29,6 +29,7 @@ from processors.broker import broker_options
 from processors.config import ProcessorSettings
 from processors.preflight import output_limits
 from processors.router import EventRouter
+from processors.rules import DEAD_LETTER_REASONS
 from processors.sensors import CommitSensor, partition_lags
 from schemas import EventDeserializer
 
@@ -131,6 +132,8 @@ def create_app(
     async def log_stats() -> None:
         router.log_stats(STATS_INTERVAL_S)
 
+    for reason in DEAD_LETTER_REASONS:
+        metrics.PROCESSOR_DEAD_LETTERED.labels(reason)
     lag = metrics.LagGauge(settings.app_id, topics.raw, 0)
 
     async def refresh_lag() -> None:

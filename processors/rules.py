@@ -29,6 +29,28 @@ class Violation:
     detail: str
 
 
+DEAD_LETTER_REASONS = (
+    "malformed",
+    "unknown_schema",
+    "key_mismatch",
+    "departure_not_after_arrival",
+    "negative_amount",
+    "negative_guest_count",
+    "negative_nights",
+    "first_event_not_created",
+    "created_not_first",
+    "seq_gap",
+    "seq_not_increasing",
+    "checkout_before_checkin",
+    "checkin_after_cancellation",
+    "oversized",
+)
+"""Every ``dlq.reason`` the processor writes (README, "Dead-letter topic").
+
+Its metrics are labelled by these up front, so a dashboard sees a reason's
+first dead letter as an increase from zero.
+"""
+
 Rule = Callable[[BookingEvent], list[Violation]]
 
 AMOUNT_FIELDS = ("average_daily_rate", "cancellation_fee", "total_amount")
