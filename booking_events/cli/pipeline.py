@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import time
+from pathlib import Path
 
 import click
 
 from booking_events import metrics
 from booking_events.cli.main import EXIT_INTERRUPTED
 from booking_events.pipeline import peak_rss_mib, run_pipeline
+
+
+def command_name() -> str:
+    """How the user can call this CLI again from here.
+
+    ``booking-events`` when that is on PATH (an activated virtualenv), else the
+    path of the running script, relative where possible (``make pipeline``
+    runs ``.venv/bin/booking-events``).
+    """
+    script = Path(sys.argv[0]).resolve()
+    found = shutil.which("booking-events")
+    if found and Path(found).resolve() == script:
+        return "booking-events"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 @click.command("pipeline")
@@ -73,7 +93,7 @@ def command(
         if ctx.obj and ctx.obj.get("debug"):
             raise
         stack_note = (
-            "; the stack keeps running: stop it with `booking-events stack down`"
+            f"; the stack keeps running: stop it with `{command_name()} stack down`"
             if local_stack
             else ""
         )
@@ -91,10 +111,10 @@ def command(
     for name, mib in {**result.peak_rss_mib, **stack_peaks}.items():
         click.echo(f"peak memory {name}: {mib:.0f} MiB", err=True)
     if local_stack:
+        cli = command_name()
         click.echo(
-            'the stack keeps running: try `booking-events query "SELECT event_type,'
-            ' count() FROM booking_events GROUP BY event_type"`;'
-            " stop it with `booking-events stack down`",
+            f"the stack keeps running: try `{cli} query --example events_per_type`"
+            f" (or `{cli} query --list-examples`); stop it with `{cli} stack down`",
             err=True,
         )
     click.echo(result.reconciliation.line())
