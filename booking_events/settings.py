@@ -20,9 +20,10 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from booking_events.exceptions import ConfigurationError
@@ -37,6 +38,26 @@ def _config(section: str) -> SettingsConfigDict:
         extra="forbid",
         case_sensitive=False,
     )
+
+
+def _http_url(value: str, also: tuple[str, ...] = ()) -> str:
+    """Accept only an absolute http(s) URL: given anything else (a bare
+    ``host:port``), clickhouse-connect quietly falls back to 127.0.0.1:8123."""
+    parts = urlsplit(value)
+    if parts.scheme in also:
+        return value
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        # The value is not repeated: a URL may carry credentials.
+        raise ValueError("expected an http:// or https:// URL with a host name")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+"""An absolute http(s) URL, kept as the string it was given."""
+
+RegistryUrl = Annotated[str, AfterValidator(lambda v: _http_url(v, also=("mock",)))]
+"""An http(s) URL, or ``mock://name``: confluent-kafka's in-process registry,
+which the unit tests use."""
 
 
 class KafkaSettings(BaseSettings):
@@ -91,7 +112,7 @@ class RegistrySettings(BaseSettings):
 
     model_config = _config("REGISTRY_")
 
-    url: str = Field(
+    url: RegistryUrl = Field(
         "http://127.0.0.1:8081/apis/ccompat/v7",
         description="Base URL of the Confluent-compatible API.",
     )
@@ -115,7 +136,7 @@ class ClickHouseSettings(BaseSettings):
 
     model_config = _config("CLICKHOUSE_")
 
-    url: str = Field("http://127.0.0.1:8123", description="HTTP(S) endpoint.")
+    url: HttpUrl = Field("http://127.0.0.1:8123", description="HTTP(S) endpoint.")
     database: str = Field("booking_events", description="Database of the tables.")
     username: str = "default"
     password: SecretStr = SecretStr("")

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 a check failed (for example a report that is not
 clean), 2 wrong usage or configuration, 3 a service could not be reached or a
-job failed. ``--debug`` shows tracebacks and debug logs.
+job failed, 130 interrupted (Ctrl-C or SIGTERM). ``--debug`` shows tracebacks
+and debug logs.
 """
 
 from __future__ import annotations
@@ -103,7 +104,10 @@ class _Cli(click.Group):
             message, code = explained
             click.secho(f"error: {message}", fg="red", err=True)
             if code == EXIT_FAILURE:
-                click.echo("(run with --debug for the traceback)", err=True)
+                click.echo(
+                    "(run `booking-events --debug <command> ...` for the traceback)",
+                    err=True,
+                )
             ctx.exit(code)
 
 
@@ -117,7 +121,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     Settings come from BOOKING_EVENTS_* environment variables (see README.md,
     Configuration); an unknown variable with that prefix is an error. Exit
     codes: 0 success, 1 a check failed, 2 usage or configuration error, 3 a
-    service could not be reached or a job failed.
+    service could not be reached or a job failed, 130 interrupted.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug

@@ -14,15 +14,20 @@ from processors.config import ProcessorSettings
 from sinks.config import SinkSettings
 
 
+def pipeline_groups() -> dict[str, str]:
+    """The processor's and the sink's consumer groups, each with its topic."""
+    topics = TopicSettings()
+    return {
+        ProcessorSettings().app_id: topics.raw,
+        SinkSettings().group_id: topics.validated,
+    }
+
+
 @click.command("status")
 def command() -> None:
     """Show lag per partition for the processor and sink consumer groups, and
     how fresh the ClickHouse event log is."""
-    topics, sink = TopicSettings(), SinkSettings()
-    groups = {
-        ProcessorSettings().app_id: topics.raw,
-        sink.group_id: topics.validated,
-    }
+    groups = pipeline_groups()
     lags = consumer_lag(KafkaSettings(), groups)
 
     table = Table(title="consumer lag", header_style="bold")
@@ -44,7 +49,7 @@ def command() -> None:
         console.print(f"{group}: total lag {total}")
 
     now = datetime.now(UTC)
-    fresh = freshness(ClickHouseSettings(), sink.table)
+    fresh = freshness(ClickHouseSettings(), SinkSettings().table)
     event_age = fresh.event_age_s(now)
     ingest_age = fresh.ingest_age_s(now)
     console.print(

@@ -15,6 +15,7 @@ from booking_events.exceptions import (
 )
 from booking_events.settings import (
     ClickHouseSettings,
+    RegistrySettings,
     TopicSettings,
     check_environment,
     describe_validation_error,
@@ -89,6 +90,38 @@ def test_an_invalid_value_names_its_variable(monkeypatch: pytest.MonkeyPatch) ->
 
     assert message.startswith("invalid setting: BOOKING_EVENTS_TOPIC_PARTITIONS: ")
     assert "six" not in message
+
+
+@pytest.mark.parametrize("settings", [ClickHouseSettings, RegistrySettings])
+@pytest.mark.parametrize(
+    "url", ["db.example.com:8123", "notaurl", "ftp://db.example.com", "http://"]
+)
+def test_an_endpoint_that_is_not_an_http_url_is_refused(
+    settings: type[ClickHouseSettings | RegistrySettings],
+    url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # clickhouse-connect would take "db.example.com:8123" for 127.0.0.1:8123.
+    variable = f"{settings.model_config['env_prefix']}URL"
+    monkeypatch.setenv(variable, url)
+    with pytest.raises(ValidationError) as caught:
+        settings()
+
+    message = describe_validation_error(caught.value)
+
+    assert message.startswith(f"invalid setting: {variable}: ")
+    assert "http:// or https:// URL" in message
+
+
+@pytest.mark.parametrize(
+    "url", ["https://user:secret@ch.example.com:8443/", "http://127.0.0.1:8123"]
+)
+def test_an_http_url_is_kept_as_given(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOOKING_EVENTS_CLICKHOUSE_URL", url)
+
+    assert ClickHouseSettings().url == url
 
 
 def test_a_clickhouse_server_error_becomes_one_line_with_code_and_name() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from booking_events.cli.audit import describe_in_flight
 from booking_events.status import Freshness, PartitionLag
 
 
@@ -37,3 +38,22 @@ def test_freshness_ages() -> None:
 def test_counted_records_override_offset_arithmetic() -> None:
     # One transaction marker past the last record: caught up, not 1 behind.
     assert PartitionLag("g", "t", 0, committed=134, end=135, records_behind=0).lag == 0
+
+
+def test_the_audit_notes_records_still_in_flight() -> None:
+    lags = [
+        PartitionLag("proc", "raw", 0, committed=10, end=11),
+        PartitionLag("proc", "raw", 1, committed=5, end=5),
+        PartitionLag("sink", "validated", 0, committed=3, end=4, records_behind=0),
+    ]
+
+    note = describe_in_flight(lags)
+
+    assert note is not None
+    assert "proc 1" in note and "sink" not in note
+
+
+def test_the_audit_adds_no_note_once_the_pipeline_caught_up() -> None:
+    lags = [PartitionLag("sink", "validated", 0, committed=3, end=4, records_behind=0)]
+
+    assert describe_in_flight(lags) is None
