@@ -12,7 +12,8 @@ Each group reads its own prefix below ``BOOKING_EVENTS_``:
 Settings are frozen; secrets are ``SecretStr`` so they never reach a log line or
 a ``repr``. pydantic-settings ignores variables it has no field for, so
 :func:`check_environment` (called by the command line before any subcommand)
-rejects every ``BOOKING_EVENTS_*`` variable that no settings class reads.
+rejects every ``BOOKING_EVENTS_*`` variable that no settings class reads, and
+:func:`check_values` every value that its settings class refuses.
 """
 
 from __future__ import annotations
@@ -269,6 +270,26 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
         f" no setting reads {'them' if len(unknown) > 1 else 'it'}; rename or unset"
         f" (the {ENV_PREFIX}* names are listed in README.md, Configuration)"
     )
+
+
+def check_values() -> None:
+    """Validate every settings group that has a ``BOOKING_EVENTS_*`` variable set.
+
+    Each command reads only the groups it needs, so without this a bad value in
+    another group (``BOOKING_EVENTS_METRICS_PORT=abc`` while running
+    ``status``) would go unnoticed until a process that reads it starts.
+
+    Raises:
+        pydantic.ValidationError: For the first group holding a bad value
+            (:func:`describe_validation_error` names its variables).
+    """
+    present = {
+        name.upper() for name in os.environ if name.upper().startswith(ENV_PREFIX)
+    }
+    for cls in settings_classes():
+        prefix = cls.model_config.get("env_prefix", "").upper()
+        if any(f"{prefix}{field}".upper() in present for field in cls.model_fields):
+            cls()
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -19,7 +19,7 @@ from booking_events.exceptions import (
     clickhouse_error,
     kafka_error,
 )
-from booking_events.settings import check_environment
+from booking_events.settings import check_environment, check_values
 
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
@@ -133,6 +133,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     # here instead of silently leaving a default in place. Help always works.
     if not ctx.meta.get("help_requested"):
         check_environment()
+        check_values()
 
 
 def _register() -> None:

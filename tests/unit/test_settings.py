@@ -18,6 +18,7 @@ from booking_events.settings import (
     RegistrySettings,
     TopicSettings,
     check_environment,
+    check_values,
     describe_validation_error,
     known_env_names,
 )
@@ -90,6 +91,26 @@ def test_an_invalid_value_names_its_variable(monkeypatch: pytest.MonkeyPatch) ->
 
     assert message.startswith("invalid setting: BOOKING_EVENTS_TOPIC_PARTITIONS: ")
     assert "six" not in message
+
+
+def test_a_bad_value_is_refused_even_in_a_group_the_command_does_not_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BOOKING_EVENTS_SINK_BATCH_MAX_ROWS", "500")
+    monkeypatch.setenv("BOOKING_EVENTS_METRICS_PORT", "abc")
+    with pytest.raises(ValidationError) as caught:
+        check_values()
+
+    message = describe_validation_error(caught.value)
+
+    assert message.startswith("invalid setting: BOOKING_EVENTS_METRICS_PORT: ")
+
+
+def test_good_values_pass_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOOKING_EVENTS_SINK_BATCH_MAX_ROWS", "500")
+    monkeypatch.setenv("BOOKING_EVENTS_METRICS_PORT", "9464")
+
+    check_values()
 
 
 @pytest.mark.parametrize("settings", [ClickHouseSettings, RegistrySettings])
