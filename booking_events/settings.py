@@ -231,13 +231,15 @@ def settings_classes() -> list[type[BaseSettings]]:
     ]
 
 
+def env_names(cls: type[BaseSettings]) -> set[str]:
+    """Upper-case names of the variables ``cls`` reads."""
+    prefix = cls.model_config.get("env_prefix", "")
+    return {f"{prefix}{field}".upper() for field in cls.model_fields}
+
+
 def known_env_names() -> set[str]:
     """Upper-case names of every variable some settings class reads."""
-    names: set[str] = set()
-    for cls in settings_classes():
-        prefix = cls.model_config.get("env_prefix", "")
-        names.update(f"{prefix}{field}".upper() for field in cls.model_fields)
-    return names
+    return set().union(*(env_names(cls) for cls in settings_classes()))
 
 
 def check_environment(environ: Mapping[str, str] | None = None) -> None:
@@ -287,8 +289,7 @@ def check_values() -> None:
         name.upper() for name in os.environ if name.upper().startswith(ENV_PREFIX)
     }
     for cls in settings_classes():
-        prefix = cls.model_config.get("env_prefix", "").upper()
-        if any(f"{prefix}{field}".upper() in present for field in cls.model_fields):
+        if env_names(cls) & present:
             cls()
 
 
